@@ -1,0 +1,89 @@
+"""Build a ready :class:`~openlfr.core.FaceEngine` from a model pack, cleaning and caching graphs once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+
+from openlfr.config import data_dir
+from openlfr.core.detector import SCRFDDetector, YuNetDetector
+from openlfr.core.engine import FaceEngine
+from openlfr.core.recognizer import Recognizer
+from openlfr.errors import ModelPackError
+from openlfr.models import cleaning
+from openlfr.models.packs import DEFAULT_PACK, ModelFile, ModelPack, default_pack, load_local_pack, verify
+
+
+def session(model: str | bytes | Path, threads: int | None = None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def cleaned_graph(file: ModelFile, cache_root: Path) -> Path:
+    """Path of the cleaned graph for a shipped file, building and caching it on first use.
+
+    The cache file is named by the source checksum and the cleaner version and carries its own
+    SHA-256 beside it; a cache file that does not match is rebuilt, never trusted.
+    """
+    cache_root.mkdir(parents=True, exist_ok=True)
+    target = cache_root / f"{file.kind}-{file.sha256[:16]}-v{cleaning.CLEANER_VERSION}.onnx"
+    checksum = target.with_suffix(".sha256")
+    if target.is_file() and checksum.is_file():
+        if hashlib.sha256(target.read_bytes()).hexdigest() == checksum.read_text().strip():
+            return target
+    verify(file)
+    model = onnx.load(str(file.path))
+    cleaned = cleaning.clean_recognizer(model) if file.kind == "sface" else cleaning.clean_detector(model)
+    data = cleaned.SerializeToString()
+    tmp = target.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    checksum.write_text(hashlib.sha256(data).hexdigest() + "\n")
+    return target
+
+
+def resolve_pack(name_or_path: str | None = None) -> ModelPack:
+    """The default pack for ``None`` or ``"yunet-sface"``; otherwise a local folder."""
+    if name_or_path in (None, "", DEFAULT_PACK):
+        return default_pack()
+    return load_local_pack(name_or_path)
+
+
+def load_engine(
+    pack: ModelPack | str | None = None,
+    home: str | Path | None = None,
+    flip: bool = True,
+    threads: int | None = None,
+    detector_threshold: float | None = None,
+) -> FaceEngine:
+    """The face engine for a pack (default: ``yunet-sface``), ready to run."""
+    if not isinstance(pack, ModelPack):
+        pack = resolve_pack(pack)
+    if pack.detector.kind == "yunet":
+        det_session = session(cleaned_graph(pack.detector, data_dir(home) / "models"), threads)
+        detector = YuNetDetector(det_session)
+    elif pack.detector.kind == "scrfd":
+        verify(pack.detector)
+        detector = SCRFDDetector(session(pack.detector.path, threads))
+    else:
+        raise ModelPackError(f"unknown detector kind {pack.detector.kind!r}")
+    if detector_threshold is not None:
+        detector.score_threshold = detector_threshold
+    if pack.recognizer.kind == "sface":
+        rec_session = session(cleaned_graph(pack.recognizer, data_dir(home) / "models"), threads)
+    elif pack.recognizer.kind == "arcface":
+        verify(pack.recognizer)
+        rec_session = session(pack.recognizer.path, threads)
+    else:
+        raise ModelPackError(f"unknown recogniser kind {pack.recognizer.kind!r}")
+    recognizer = Recognizer(rec_session, mean=pack.input_mean, std=pack.input_std, flip=flip)
+    return FaceEngine(detector, recognizer, pack_id=pack.pack_id, native_threshold=pack.native_threshold)

