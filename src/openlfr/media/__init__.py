@@ -1,0 +1,1 @@
+"""Reading media safely: images now, video streams later."""
