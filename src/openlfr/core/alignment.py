@@ -48,4 +48,6 @@ def align_face(
 ) -> np.ndarray:
     """Warp the face whose five landmarks are given into a ``size`` x ``size`` crop."""
     matrix = similarity_transform(landmarks, template * (size / 112.0))
-    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )

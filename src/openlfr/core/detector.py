@@ -139,7 +139,9 @@ class SCRFDDetector:
         self._input = inp.name
         shape = inp.shape
         self._fixed = (
-            (int(shape[2]), int(shape[3])) if isinstance(shape[2], int) and isinstance(shape[3], int) else None
+            (int(shape[2]), int(shape[3]))
+            if isinstance(shape[2], int) and isinstance(shape[3], int)
+            else None
         )
         self._outputs = [o.name for o in session.get_outputs()]
         if len(self._outputs) != 9:

@@ -101,7 +101,7 @@ class VerificationResult:
             "std_accuracy": round(self.std, 5),
             "fold_accuracies": [round(a, 5) for a in self.fold_accuracies],
             "fold_thresholds": [round(t, 5) for t in self.fold_thresholds],
-            "pairs": int(len(self.scores)),
+            "pairs": len(self.scores),
             "images": self.images,
             "images_without_detection": self.detector_fallbacks,
             "tar_at_far": {str(f): round(self.tar_at_far(f), 5) for f in (1e-2, 1e-3)},

@@ -31,7 +31,9 @@ def _evaluate(node: onnx.NodeProto, values: dict[str, np.ndarray], opsets) -> li
         [node],
         "fold",
         [
-            helper.make_tensor_value_info(i, helper.np_dtype_to_tensor_dtype(values[i].dtype), values[i].shape)
+            helper.make_tensor_value_info(
+                i, helper.np_dtype_to_tensor_dtype(values[i].dtype), values[i].shape
+            )
             for i in inputs
         ],
         [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output],
@@ -71,7 +73,9 @@ def rewrite_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
             continue
         y, slope = node.input
         out = node.output[0]
-        g.initializer.append(numpy_helper.from_array((1.0 - slopes[slope]).astype(np.float32), f"{slope}_one_minus"))
+        g.initializer.append(
+            numpy_helper.from_array((1.0 - slopes[slope]).astype(np.float32), f"{slope}_one_minus")
+        )
         nodes += [
             helper.make_node("Relu", [y], [f"{out}_relu"]),
             helper.make_node("Mul", [f"{out}_relu", f"{slope}_one_minus"], [f"{out}_pos"]),

@@ -37,9 +37,12 @@ def cleaned_graph(file: ModelFile, cache_root: Path) -> Path:
     cache_root.mkdir(parents=True, exist_ok=True)
     target = cache_root / f"{file.kind}-{file.sha256[:16]}-v{cleaning.CLEANER_VERSION}.onnx"
     checksum = target.with_suffix(".sha256")
-    if target.is_file() and checksum.is_file():
-        if hashlib.sha256(target.read_bytes()).hexdigest() == checksum.read_text().strip():
-            return target
+    if (
+        target.is_file()
+        and checksum.is_file()
+        and hashlib.sha256(target.read_bytes()).hexdigest() == checksum.read_text().strip()
+    ):
+        return target
     verify(file)
     model = onnx.load(str(file.path))
     cleaned = cleaning.clean_recognizer(model) if file.kind == "sface" else cleaning.clean_detector(model)

@@ -1,0 +1,304 @@
+"""``openlfr``: thin command-line interface over the services. Each command parses, calls, prints."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from openlfr.errors import OpenLFRError
+
+app = typer.Typer(
+    help="OpenLFR: accountable live and retrospective facial recognition.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold biometric data: never print them
+    add_completion=False,
+)
+evaluate_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is_help=True)
+app.add_typer(evaluate_app, name="evaluate")
+
+console = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+HomeOpt = Annotated[
+    Path | None, typer.Option("--home", help="Data directory (default: $OPENLFR_HOME or ~/.openlfr).")
+]
+PackOpt = Annotated[
+    str | None, typer.Option("--pack", help="Model pack: 'yunet-sface' (default) or a local pack folder.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+GalleryOpt = Annotated[str, typer.Option("--gallery", "-g", help="Gallery name.")]
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn expected errors into one line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OpenLFRError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _engine(pack: str | None, home: Path | None, flip: bool = True):
+    from openlfr.models import load_engine
+
+    return load_engine(pack, home=home, flip=flip)
+
+
+@app.command()
+@friendly_errors
+def enrol(
+    images: Annotated[list[Path], typer.Argument(help="One or more reference images of the person.")],
+    reference: Annotated[
+        str, typer.Option("--id", help="Reference id of the person (unique in the gallery).")
+    ],
+    name: Annotated[str, typer.Option("--name", help="The person's name.")],
+    gallery: GalleryOpt = "default",
+    home: HomeOpt = None,
+    pack: PackOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a person with one or more reference images to a gallery (all images checked before any is stored)."""
+    from openlfr.services.gallery import enrol as enrol_person
+    from openlfr.storage import Store
+
+    store = Store(home)
+    result = enrol_person(store, _engine(pack, home), reference, name, list(images), gallery=gallery)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    console.print(
+        f"Enrolled [bold]{result.name}[/] ({result.reference}) in gallery '{result.gallery}': "
+        f"{len(result.images)} image(s) added, {result.total_images} in total."
+    )
+    for img in result.images:
+        q = img.quality
+        console.print(
+            f"  {img.source}: eyes {q['inter_eye_px']:.0f} px apart, sharpness {q['sharpness']:.0f}, "
+            f"frontalness {q['frontalness']:.2f}, detector {q['detector_score']:.2f}"
+        )
+
+
+@app.command()
+@friendly_errors
+def identify(
+    image: Annotated[Path, typer.Argument(help="Image to search.")],
+    gallery: GalleryOpt = "default",
+    threshold: Annotated[
+        float | None, typer.Option(help="Minimum similarity score (default: the model pack's).")
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=200, help="Candidates per face.")] = 5,
+    home: HomeOpt = None,
+    pack: PackOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List candidates for every face in an image, or say plainly that nobody matched."""
+    from openlfr.services.gallery import identify as identify_faces
+    from openlfr.storage import Store
+
+    store = Store(home)
+    engine = _engine(pack, home)
+    used = engine.native_threshold if threshold is None else threshold
+    results = identify_faces(store, engine, image, gallery=gallery, threshold=used, k=top_k)
+    if as_json:
+        emit_json(
+            {
+                "image": str(image),
+                "gallery": gallery,
+                "threshold": used,
+                "faces": [r.as_dict() for r in results],
+            }
+        )
+        return
+    print_identification(results, str(image), used)
+
+
+def print_identification(results: list, source: str, threshold: float) -> None:
+    if not results:
+        console.print(f"No face found in {source}.")
+        return
+    for i, face in enumerate(results, 1):
+        x, y, w, h = face.box
+        where = f"face {i} of {len(results)} at x={x:.0f} y={y:.0f} ({w:.0f}x{h:.0f} px)"
+        if not face.candidates:
+            console.print(f"{where}: [bold]nobody matched[/] (no score at or above {threshold:.3f}).")
+            continue
+        table = Table(title=where, title_justify="left")
+        table.add_column("rank", justify="right")
+        table.add_column("reference")
+        table.add_column("name")
+        table.add_column("score", justify="right")
+        for rank, c in enumerate(face.candidates, 1):
+            table.add_row(str(rank), c.reference, c.name, f"{c.score:.3f}")
+        console.print(table)
+    console.print(
+        f"Candidates are leads for a person to review, not identifications (threshold {threshold:.3f})."
+    )
+
+
+@app.command()
+@friendly_errors
+def people(gallery: GalleryOpt = "default", home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """List the people enrolled in a gallery."""
+    from openlfr.services.gallery import list_people
+    from openlfr.storage import Store
+
+    rows = list_people(Store(home), gallery)
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title=f"Gallery '{gallery}'")
+    for col in ("reference", "name", "images"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["reference"], r["name"], str(r["images"]))
+    console.print(table)
+
+
+@evaluate_app.command("lfw")
+@friendly_errors
+def evaluate_lfw(
+    data: Annotated[Path, typer.Option("--data", help="LFW folder holding pairs.txt and lfw-deepfunneled/.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the ROC plot and JSON result.")] = Path(
+        "lfw-results"
+    ),
+    flip: Annotated[bool, typer.Option(help="Average each template with its mirror image.")] = True,
+    folds: Annotated[int | None, typer.Option(min=1, max=10, help="Use only the first N folds.")] = None,
+    home: HomeOpt = None,
+    pack: PackOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """LFW View 2: 10 folds, threshold chosen on 9 and tested on the 10th; mean accuracy ± std."""
+    import time
+
+    from openlfr.evaluation import lfw
+
+    engine = _engine(pack, home, flip=flip)
+    started = time.perf_counter()
+    with progress_bar() as bar:
+        task = bar.add_task("LFW templates", total=None, rate="")
+
+        def advance(done: int, total: int) -> None:
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, completed=done, total=total, rate=f"{rate:.0f} img/s")
+
+        result = lfw.evaluate(engine, data, limit_folds=folds, progress=advance)
+    summary = result.as_dict() | {
+        "model_pack": engine.pack_id,
+        "flip_averaging": flip,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    plot = out / "lfw_roc.png"
+    lfw.write_roc_plot(result, plot, f"LFW View 2, {engine.pack_id}")
+    (out / "lfw_result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary["roc_plot"] = str(plot)
+    if as_json:
+        emit_json(summary)
+        return
+    console.print(
+        f"LFW View 2 ({len(result.fold_accuracies)} folds, {summary['pairs']} pairs, model pack {engine.pack_id}, "
+        f"flip {'on' if flip else 'off'}):\n"
+        f"  mean accuracy [bold]{result.mean * 100:.2f}%[/] ± {result.std * 100:.2f}%\n"
+        f"  TAR at FAR 1e-3: {result.tar_at_far(1e-3) * 100:.2f}%\n"
+        f"  images without a detected face: {result.detector_fallbacks}\n"
+        f"  ROC plot: {plot}\n  result: {out / 'lfw_result.json'}"
+    )
+
+
+@app.command()
+@friendly_errors
+def demo(
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="Data directory for the demo (default: a new temporary one)."),
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the temporary data directory afterwards.")] = False,
+) -> None:
+    """Enrol Grace Hopper, then search a camera frame showing her and Eileen Collins (images ship with dependencies)."""
+    from openlfr.services import demo_images
+    from openlfr.services.gallery import enrol as enrol_person
+    from openlfr.services.gallery import identify as identify_faces
+    from openlfr.storage import Store
+
+    temporary = home is None
+    root = Path(tempfile.mkdtemp(prefix="openlfr-demo-")) if temporary else home
+    try:
+        console.rule("OpenLFR demo: enrol and identify")
+        console.print(f"Data directory: {root} (SQLite database and encrypted files)")
+        store = Store(root)
+        engine = _engine(None, root)
+        console.print(f"Model pack: {engine.pack_id} (YuNet detector + SFace recogniser on ONNX Runtime)")
+        hopper = demo_images.grace_hopper_path()
+        result = enrol_person(store, engine, "GH-1906", "Grace Hopper", [hopper], gallery="demo")
+        q = result.images[0].quality
+        console.print(
+            f"1. Enrolled Grace Hopper from {hopper.name} (eyes {q['inter_eye_px']:.0f} px apart, "
+            f"quality checks passed)."
+        )
+        scene = demo_images.camera_scene()
+        console.print(
+            "2. A camera frame (held in memory only) shows Grace Hopper, changed as a camera changes a face "
+            "(rotated, smaller, darker, recompressed), and Eileen Collins, who is not enrolled."
+        )
+        results = identify_faces(store, engine, scene, gallery="demo")
+        console.print("3. Searching the gallery for every face in the frame:")
+        print_identification(results, "the camera frame", engine.native_threshold)
+        matched = sum(1 for r in results if r.candidates)
+        console.print(
+            f"Result: {len(results)} faces found, {matched} with a candidate. Nothing derived from the "
+            "unmatched face was stored."
+        )
+    finally:
+        if temporary and not keep:
+            shutil.rmtree(root, ignore_errors=True)
+        elif temporary:
+            console.print(f"Kept {root}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Encryption of biometric data at rest (AES-256-GCM from ``cryptography``).
+
+Key handling: the key is taken from ``$OPENLFR_KEY`` (32 bytes, URL-safe base64) when set, so it
+can live in a secrets manager; otherwise from ``<data dir>/keys/data.key``, created with mode 0600
+on first use. Losing the key makes every stored image and template unreadable, by design: back it
+up separately from the data directory. Each blob is ``nonce (12 bytes) || ciphertext+tag`` and is
+bound to its purpose and record id through the associated data, so a blob copied onto another
+record fails to decrypt.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from openlfr.errors import OpenLFRError
+
+ENV_KEY = "OPENLFR_KEY"
+
+
+class KeyError_(OpenLFRError):
+    """The data key is missing, malformed, or does not open this data."""
+
+
+def load_or_create_key(home: Path) -> bytes:
+    env = os.environ.get(ENV_KEY)
+    if env:
+        try:
+            key = base64.urlsafe_b64decode(env.encode())
+        except ValueError as exc:
+            raise KeyError_(f"${ENV_KEY} is not URL-safe base64") from exc
+        if len(key) != 32:
+            raise KeyError_(f"${ENV_KEY} must decode to 32 bytes, got {len(key)}")
+        return key
+    path = home / "keys" / "data.key"
+    if path.is_file():
+        key = base64.urlsafe_b64decode(path.read_bytes().strip())
+        if len(key) != 32:
+            raise KeyError_(f"{path} does not hold a 32-byte key")
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = AESGCM.generate_key(bit_length=256)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(base64.urlsafe_b64encode(key) + b"\n")
+    return key
+
+
+class Cipher:
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def encrypt(self, data: bytes, context: str) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, data, context.encode())
+
+    def decrypt(self, blob: bytes, context: str) -> bytes:
+        try:
+            return self._aead.decrypt(blob[:12], blob[12:], context.encode())
+        except InvalidTag as exc:
+            raise KeyError_(f"cannot decrypt {context}: wrong key or altered data") from exc

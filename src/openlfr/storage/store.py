@@ -1,0 +1,102 @@
+"""Opening the embedded store: the database (migrated to head), the data directory and the cipher.
+
+Writes follow one rule so that nothing half-written survives: encrypted files are written under
+their final name *before* the database transaction that references them commits, and any file
+in the data directory that no committed row references is removed by :meth:`Store.sweep_orphans`
+(run at every open). A crash between the two leaves only an orphan that the next open deletes.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from openlfr.config import data_dir
+from openlfr.storage.crypto import Cipher, load_or_create_key
+from openlfr.storage.models import ReferenceImage
+
+ENV_DATABASE_URL = "OPENLFR_DATABASE_URL"
+BLOB_DIRS = ("images",)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class Store:
+    def __init__(self, home: str | os.PathLike[str] | None = None, database_url: str | None = None) -> None:
+        self.home = data_dir(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        url = database_url or os.environ.get(ENV_DATABASE_URL) or f"sqlite:///{self.home / 'openlfr.db'}"
+        self.engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        migrate(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.cipher = Cipher(load_or_create_key(self.home))
+        self.sweep_orphans()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed if the block ends normally, rolled back otherwise."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def write_blob(self, folder: str, data: bytes, context: str) -> str:
+        """Encrypt and write ``data``; returns the path relative to the data directory."""
+        directory = self.home / folder
+        directory.mkdir(parents=True, exist_ok=True)
+        relative = f"{folder}/{uuid.uuid4().hex}.bin"
+        tmp = self.home / f"{relative}.tmp"
+        tmp.write_bytes(self.cipher.encrypt(data, context))
+        os.replace(tmp, self.home / relative)
+        return relative
+
+    def read_blob(self, relative: str, context: str) -> bytes:
+        return self.cipher.decrypt((self.home / relative).read_bytes(), context)
+
+    def delete_blob(self, relative: str) -> None:
+        (self.home / relative).unlink(missing_ok=True)
+
+    def referenced_files(self) -> set[str]:
+        with self.session() as s:
+            return set(s.scalars(select(ReferenceImage.file)))
+
+    def sweep_orphans(self) -> list[str]:
+        """Delete files no committed row refers to (left by a crash mid-write). Returns what was removed."""
+        referenced = self.referenced_files()
+        removed = []
+        for folder in BLOB_DIRS:
+            directory = self.home / folder
+            if not directory.is_dir():
+                continue
+            for path in directory.iterdir():
+                relative = f"{folder}/{path.name}"
+                if relative not in referenced:
+                    path.unlink(missing_ok=True)
+                    removed.append(relative)
+        return removed
+
+    def close(self) -> None:
+        self.engine.dispose()
