@@ -1,0 +1,76 @@
+"""The ``openlfr`` command as a user runs it: real store, real models, output checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+from typer.testing import CliRunner
+
+from openlfr.cli.main import app
+from openlfr.services import demo_images
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path: Path, model_home: Path) -> Path:
+    """A data directory that starts with the session's cleaned model cache, so no test rebuilds it."""
+    target = tmp_path / "home"
+    (target / "models").mkdir(parents=True)
+    for f in (model_home / "models").iterdir():
+        (target / "models" / f.name).symlink_to(f)
+    return target
+
+
+def run(*args: str) -> object:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_enrol_identify_people_json(home: Path, tmp_path: Path, engine) -> None:
+    hopper = demo_images.grace_hopper_path()
+    r = run("enrol", hopper, "--id", "GH-1", "--name", "Grace Hopper", "--home", home, "--json")
+    assert r.exit_code == 0, r.output
+    enrolled = json.loads(r.stdout)
+    assert enrolled["reference"] == "GH-1" and enrolled["total_images"] == 1
+
+    scene = tmp_path / "scene.jpg"
+    cv2.imwrite(str(scene), demo_images.camera_scene())
+    r = run("identify", scene, "--home", home, "--json")
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert len(result["faces"]) == 2
+    refs = [[c["reference"] for c in f["candidates"]] for f in result["faces"]]
+    assert sorted(refs) == [[], ["GH-1"]]
+
+    r = run("people", "--home", home, "--json")
+    assert json.loads(r.stdout) == [{"reference": "GH-1", "name": "Grace Hopper", "images": 1}]
+
+
+def test_identify_says_plainly_when_nobody_matched(home: Path, tmp_path: Path, engine) -> None:
+    run("enrol", demo_images.grace_hopper_path(), "--id", "GH-1", "--name", "Grace Hopper", "--home", home)
+    astronaut = tmp_path / "astronaut.png"
+    cv2.imwrite(str(astronaut), demo_images.eileen_collins())
+    r = run("identify", astronaut, "--home", home)
+    assert r.exit_code == 0
+    assert "nobody matched" in r.stdout
+
+
+def test_errors_are_one_line_with_exit_status_2(home: Path, tmp_path: Path, engine) -> None:
+    bad = tmp_path / "photo.jpg"
+    bad.write_text("hello")
+    r = run("enrol", bad, "--id", "X", "--name", "X", "--home", home)
+    assert r.exit_code == 2
+    assert "photo.jpg is not an image" in r.stderr
+    assert "Traceback" not in r.output
+    r = run("identify", demo_images.grace_hopper_path(), "--gallery", "nope", "--home", home)
+    assert r.exit_code == 2 and "gallery 'nope' does not exist" in r.stderr
+
+
+def test_demo_runs_end_to_end() -> None:
+    r = run("demo")
+    assert r.exit_code == 0, r.output
+    assert "Grace Hopper" in r.stdout and "nobody matched" in r.stdout
+    assert "2 faces found, 1 with a candidate" in r.stdout
