@@ -60,7 +60,7 @@ class QualityPolicy:
     min_brightness: float | None = 40.0
     max_brightness: float | None = 220.0
     min_contrast: float | None = 15.0
-    min_frontalness: float | None = 0.35
+    min_frontalness: float | None = 0.25
     min_detector_score: float | None = 0.7
 
     def failures(self, report: QualityReport) -> list[str]:

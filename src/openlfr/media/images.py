@@ -50,12 +50,12 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
         raise ImageError(f"{name} is {len(data)} bytes, larger than the {MAX_BYTES}-byte limit")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked below
             img = Image.open(io.BytesIO(data))
             width, height = img.size
             if width * height > MAX_PIXELS:
                 raise ImageError(
-                    f"{name} is {width}x{height} pixels, more than the {MAX_PIXELS:,}-pixel limit "
+                    f"{name} is {width}x{height} pixels, larger than the {MAX_PIXELS:,}-pixel limit "
                     "(refused before decoding)"
                 )
             img.load()
@@ -65,7 +65,9 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name} is not an image in a format OpenLFR can read") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name} is too large to decode safely: {exc}") from exc
+        raise ImageError(
+            f"{name} is larger than the {MAX_PIXELS:,}-pixel limit (refused before decoding: {exc})"
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name} is corrupt or truncated: {exc}") from exc
     if img.width < 8 or img.height < 8:
