@@ -77,7 +77,7 @@ def test_identify_unknown_gallery(store: Store, engine) -> None:
 
 def test_no_face_in_enrolment_image(store: Store, engine) -> None:
     blank = np.full((300, 300, 3), 128, np.uint8)
-    with pytest.raises(NoFaceError, match="no face found in blank.png"):
+    with pytest.raises(NoFaceError, match=r"no face found in blank\.png"):
         enrol(store, engine, "X", "Nobody", [("blank.png", png(blank))])
 
 

@@ -42,7 +42,7 @@ def test_ten_fold_never_tests_on_its_training_folds() -> None:
     same = rng.random(600) < 0.5
     scores = np.where(same, rng.normal(0.6, 0.1, 600), rng.normal(0.1, 0.1, 600))
     fold_of = np.repeat(np.arange(10), 60)
-    accuracies, thresholds = ten_fold(scores, same, fold_of)
+    accuracies, _ = ten_fold(scores, same, fold_of)
     assert len(accuracies) == 10 and all(a > 0.9 for a in accuracies)
     # A fold whose labels are all flipped must score badly: it was not used to pick its threshold.
     same2 = same.copy()

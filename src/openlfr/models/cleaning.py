@@ -66,6 +66,7 @@ def rewrite_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
     """Step 3: replace PRelu with the fusable identity ``(1 - a) * Relu(y) + a * y``, in place."""
     g = model.graph
     slopes = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    added: set[str] = set()
     nodes = []
     for node in g.node:
         if node.op_type != "PRelu" or node.input[1] not in slopes:
@@ -73,9 +74,11 @@ def rewrite_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
             continue
         y, slope = node.input
         out = node.output[0]
-        g.initializer.append(
-            numpy_helper.from_array((1.0 - slopes[slope]).astype(np.float32), f"{slope}_one_minus")
-        )
+        if slope not in added:  # one slope may be shared by several PRelu nodes
+            g.initializer.append(
+                numpy_helper.from_array((1.0 - slopes[slope]).astype(np.float32), f"{slope}_one_minus")
+            )
+            added.add(slope)
         nodes += [
             helper.make_node("Relu", [y], [f"{out}_relu"]),
             helper.make_node("Mul", [f"{out}_relu", f"{slope}_one_minus"], [f"{out}_pos"]),
@@ -114,11 +117,29 @@ def clean_detector(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def strip_stale_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Only step 2: the shipped graph made runnable on ONNX Runtime, used as the parity reference."""
+    """The shipped graph, computing exactly what it computes, made runnable on ONNX Runtime.
+
+    Used as the parity reference. Drops the stale inputs (step 2) and rewrites de-quantisation
+    nodes whose scale has a single element (YuNet's biases) from "block" form, which ONNX Runtime
+    rejects, into the equivalent per-tensor form.
+    """
     g = model.graph
-    initialized = {i.name for i in g.initializer}
+    values = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     used = {i for n in g.node for i in n.input}
-    keep = [i for i in g.input if i.name not in initialized and i.name in used]
+    keep = [i for i in g.input if i.name not in values and i.name in used]
     del g.input[:]
     g.input.extend(keep)
+    for node in g.node:
+        if node.op_type != "DequantizeLinear" or node.input[1] not in values or values[node.input[1]].size != 1:
+            continue
+        attributes = [a for a in node.attribute if a.name not in ("axis", "block_size")]
+        del node.attribute[:]
+        node.attribute.extend(attributes)
+        for j in range(1, len(node.input)):
+            if node.input[j] and node.input[j] in values:
+                name = f"{node.input[j]}__scalar"
+                if name not in values:
+                    values[name] = values[node.input[j]].reshape(())
+                    g.initializer.append(numpy_helper.from_array(values[name], name))
+                node.input[j] = name
     return model

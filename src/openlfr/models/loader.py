@@ -31,9 +31,14 @@ def session(model: str | bytes | Path, threads: int | None = None) -> ort.Infere
 def cleaned_graph(file: ModelFile, cache_root: Path) -> Path:
     """Path of the cleaned graph for a shipped file, building and caching it on first use.
 
-    The cache file is named by the source checksum and the cleaner version and carries its own
-    SHA-256 beside it; a cache file that does not match is rebuilt, never trusted.
+    The shipped file is verified against the pack's checksum on every load (a few milliseconds),
+    so an altered model is refused even when a cache exists. The cache file is named by the source
+    checksum and the cleaner version and has its SHA-256 beside it; a cache file that does not
+    match (a torn write, a flipped bit) is rebuilt. The sidecar guards against accidents, not an
+    attacker who can write to the data directory: that directory also holds the data key, and must
+    be writable by the service account alone.
     """
+    verify(file)
     cache_root.mkdir(parents=True, exist_ok=True)
     target = cache_root / f"{file.kind}-{file.sha256[:16]}-v{cleaning.CLEANER_VERSION}.onnx"
     checksum = target.with_suffix(".sha256")
@@ -43,7 +48,6 @@ def cleaned_graph(file: ModelFile, cache_root: Path) -> Path:
         and hashlib.sha256(target.read_bytes()).hexdigest() == checksum.read_text().strip()
     ):
         return target
-    verify(file)
     model = onnx.load(str(file.path))
     cleaned = cleaning.clean_recognizer(model) if file.kind == "sface" else cleaning.clean_detector(model)
     data = cleaned.SerializeToString()
