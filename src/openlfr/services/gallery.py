@@ -8,11 +8,13 @@ at any point leaves the store as it was.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from openlfr.core import FaceEngine, QualityPolicy, top_k
 from openlfr.core.types import Face
@@ -97,10 +99,12 @@ def enrol(
     images: list[str | Path | tuple[str, bytes]],
     gallery: str = DEFAULT_GALLERY,
     policy: QualityPolicy | None = None,
+    on_person: Callable[[Session, Person], None] | None = None,
 ) -> EnrolResult:
     """Add a person (or more images of an existing one) to a gallery.
 
-    ``images`` are file paths or ``(name, encoded bytes)`` pairs.
+    ``images`` are file paths or ``(name, encoded bytes)`` pairs. ``on_person`` runs inside the
+    same transaction (e.g. to store a watchlist subject's details), so it commits or fails with it.
     """
     if not images:
         raise OpenLFRError("at least one image is needed to enrol a person")
@@ -159,6 +163,8 @@ def enrol(
                     )
                 )
             s.flush()
+            if on_person is not None:
+                on_person(s, person)
             total = len(person.images)
     except BaseException:
         for relative in written:
@@ -180,12 +186,8 @@ def gallery_matrix(store: Store, engine: FaceEngine, gallery: str) -> tuple[np.n
         if g is None:
             raise NotFoundError(f"gallery {gallery!r} does not exist; enrol someone into it first")
         if g.pack_id != engine.pack_id:
-            raise StoreError(
-                f"gallery {gallery!r} was built with model pack {g.pack_id}, not {engine.pack_id}"
-            )
-        rows = s.execute(
-            select(ReferenceImage.template, Person).join(Person).where(Person.gallery_id == g.id)
-        ).all()
+            raise StoreError(f"gallery {gallery!r} was built with model pack {g.pack_id}, not {engine.pack_id}")
+        rows = s.execute(select(ReferenceImage.template, Person).join(Person).where(Person.gallery_id == g.id)).all()
         context = template_context(g.pack_id)
         matrix = (
             np.stack([np.frombuffer(store.cipher.decrypt(t, context), dtype=np.float32) for t, _ in rows])

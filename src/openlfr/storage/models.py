@@ -7,9 +7,20 @@ are stored encrypted (see :mod:`openlfr.storage.crypto`).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -62,3 +73,162 @@ class ReferenceImage(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     person: Mapped[Person] = relationship(back_populates="images")
+
+
+# --- Live facial recognition ---------------------------------------------------------------------
+#
+# A watchlist *subject* is a Person in the subjects gallery (so enrolment, quality checks and
+# encryption are shared) with the details the law asks for in ``SubjectDetails``. A deployment
+# gets its own *frozen* copy of the chosen subjects' templates and images (``WatchlistEntry``),
+# deleted when the deployment closes. Alerts keep a snapshot of who matched, so the deployment
+# record survives the watchlist's deletion.
+
+
+class SubjectDetails(Base):
+    __tablename__ = "subject_details"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(1000))
+    image_source: Mapped[str] = mapped_column(String(500))
+    lawful_basis: Mapped[str] = mapped_column(String(500))
+    date_of_birth: Mapped[date | None] = mapped_column(Date, nullable=True)
+    under_18_justification: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    added_by: Mapped[str] = mapped_column(String(100))
+    review_date: Mapped[date] = mapped_column(Date)
+
+    person: Mapped[Person] = relationship()
+
+
+class Deployment(Base):
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    location_name: Mapped[str] = mapped_column(String(300))
+    latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    use_case: Mapped[str] = mapped_column(String(40))
+    planned_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    planned_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    threshold: Mapped[float] = mapped_column(Float)
+    confirm_n: Mapped[int] = mapped_column(Integer, default=2)
+    confirm_m: Mapped[int] = mapped_column(Integer, default=5)
+    status: Mapped[str] = mapped_column(String(20), default="planned")
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    authorised_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    authorised_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    authorisation_note: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Aggregate counts only: nothing about any individual who raised no alert.
+    faces_seen: Mapped[int] = mapped_column(Integer, default=0)
+    frames_processed: Mapped[int] = mapped_column(Integer, default=0)
+    frames_dropped: Mapped[int] = mapped_column(Integer, default=0)
+    watchlist_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    record: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+    cameras: Mapped[list[Camera]] = relationship(back_populates="deployment", cascade="all, delete-orphan")
+    watchlist: Mapped[Watchlist | None] = relationship(back_populates="deployment", cascade="all, delete-orphan")
+
+
+class Camera(Base):
+    __tablename__ = "cameras"
+    __table_args__ = (UniqueConstraint("deployment_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(1000))
+    record: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    deployment: Mapped[Deployment] = relationship(back_populates="cameras")
+
+
+class Watchlist(Base):
+    __tablename__ = "watchlists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), unique=True)
+    pack_id: Mapped[str] = mapped_column(String(200))
+    built_by: Mapped[str] = mapped_column(String(100))
+    built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    approved_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    deployment: Mapped[Deployment] = relationship(back_populates="watchlist")
+    entries: Mapped[list[WatchlistEntry]] = relationship(back_populates="watchlist", cascade="all, delete-orphan")
+
+
+class WatchlistEntry(Base):
+    __tablename__ = "watchlist_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    watchlist_id: Mapped[int] = mapped_column(ForeignKey("watchlists.id", ondelete="CASCADE"), index=True)
+    subject_reference: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(1000))
+    image_file: Mapped[str] = mapped_column(String(200))  # encrypted copy of the reference image
+    template: Mapped[bytes] = mapped_column(LargeBinary)  # encrypted
+
+    watchlist: Mapped[Watchlist] = relationship(back_populates="entries")
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
+    camera_name: Mapped[str] = mapped_column(String(100))
+    track_id: Mapped[int] = mapped_column(Integer)
+    subject_reference: Mapped[str] = mapped_column(String(100))
+    subject_name: Mapped[str] = mapped_column(String(200))
+    subject_category: Mapped[str] = mapped_column(String(40))
+    score: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    frame_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    probe_file: Mapped[str | None] = mapped_column(String(200), nullable=True)  # encrypted crop
+    frame_file: Mapped[str | None] = mapped_column(String(200), nullable=True)  # encrypted frame
+    reference_file: Mapped[str | None] = mapped_column(String(200), nullable=True)  # encrypted watchlist image
+    images_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    hold_reason: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    hold_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    hold_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The officer's judgement from comparing the two images: "match" or "no-match".
+    adjudication: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    outcome_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    outcome_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    outcome_note: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+
+
+class FootageSegment(Base):
+    __tablename__ = "footage_segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
+    camera_name: Mapped[str] = mapped_column(String(100))
+    file: Mapped[str | None] = mapped_column(String(200), nullable=True)  # encrypted segment
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    frames: Mapped[int] = mapped_column(Integer)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DeletionLog(Base):
+    """Every deletion of biometric data: what, which record, when, why. Never holds the data itself."""
+
+    __tablename__ = "deletion_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(40))  # alert-images | footage | watchlist
+    record_id: Mapped[int] = mapped_column(Integer)
+    files: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(500))

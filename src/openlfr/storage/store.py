@@ -9,6 +9,7 @@ in the data directory that no committed row references is removed by :meth:`Stor
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,10 +22,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from openlfr.config import data_dir
 from openlfr.storage.crypto import Cipher, load_or_create_key
-from openlfr.storage.models import ReferenceImage
+from openlfr.storage.models import Alert, FootageSegment, ReferenceImage, WatchlistEntry
 
 ENV_DATABASE_URL = "OPENLFR_DATABASE_URL"
-BLOB_DIRS = ("images",)
+BLOB_DIRS = ("images", "watchlists", "alerts", "footage")
+#: Unreferenced files younger than this are assumed to be mid-write by another process.
+ORPHAN_MIN_AGE_S = 120.0
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -81,11 +84,21 @@ class Store:
 
     def referenced_files(self) -> set[str]:
         with self.session() as s:
-            return set(s.scalars(select(ReferenceImage.file)))
+            files = set(s.scalars(select(ReferenceImage.file)))
+            files |= set(s.scalars(select(WatchlistEntry.image_file)))
+            files |= set(s.scalars(select(FootageSegment.file)))
+            for row in s.execute(select(Alert.probe_file, Alert.frame_file, Alert.reference_file)):
+                files |= set(row)
+        return {f for f in files if f}
 
-    def sweep_orphans(self) -> list[str]:
-        """Delete files no committed row refers to (left by a crash mid-write). Returns what was removed."""
+    def sweep_orphans(self, min_age_s: float = ORPHAN_MIN_AGE_S) -> list[str]:
+        """Delete files no committed row refers to (left by a crash mid-write). Returns what was removed.
+
+        Files younger than ``min_age_s`` are left alone: another process (a live camera worker)
+        may be between writing a file and committing the row that refers to it.
+        """
         referenced = self.referenced_files()
+        cutoff = time.time() - min_age_s
         removed = []
         for folder in BLOB_DIRS:
             directory = self.home / folder
@@ -93,7 +106,11 @@ class Store:
                 continue
             for path in directory.iterdir():
                 relative = f"{folder}/{path.name}"
-                if relative not in referenced:
+                try:
+                    old_enough = path.stat().st_mtime <= cutoff
+                except FileNotFoundError:
+                    continue
+                if relative not in referenced and old_enough:
                     path.unlink(missing_ok=True)
                     removed.append(relative)
         return removed

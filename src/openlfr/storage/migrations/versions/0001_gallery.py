@@ -23,9 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "persons",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column(
-            "gallery_id", sa.Integer, sa.ForeignKey("galleries.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("gallery_id", sa.Integer, sa.ForeignKey("galleries.id", ondelete="CASCADE"), nullable=False),
         sa.Column("reference", sa.String(100), nullable=False),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

@@ -1,0 +1,212 @@
+"""Alerts and what officers decided about them.
+
+An alert stores, encrypted, the camera's face crop, the frame, and a copy of the watchlist image
+it matched, so that an officer can compare the two and the decision can be reviewed later. Every
+decision names who made it and when. The system never acts on its own: an alert is a prompt for a
+person to look.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import cv2
+import numpy as np
+from sqlalchemy import select
+
+from openlfr.errors import NotFoundError, OpenLFRError, StoreError
+from openlfr.services.deployments import WATCHLIST_CONTEXT, now_utc, utc
+from openlfr.storage import Store
+from openlfr.storage.models import Alert, WatchlistEntry
+
+ALERT_CONTEXT = "alert-image"
+
+OUTCOMES = {
+    "no-action": "No action taken",
+    "engaged-not-person": "Engaged: not the person",
+    "engaged-confirmed": "Engaged: confirmed to be the person",
+    "arrest": "Arrest",
+    "other": "Other action",
+}
+#: Outcomes that establish whether the alert was right without needing the officer's judgement.
+CONFIRMED = {"engaged-not-person": "no-match", "engaged-confirmed": "match", "arrest": "match"}
+
+
+@dataclass
+class NewAlert:
+    deployment_id: int
+    camera_name: str
+    track_id: int
+    entry_id: int
+    subject_reference: str
+    subject_name: str
+    subject_category: str
+    score: float
+    threshold: float
+    frame_time: datetime
+    latency_ms: float
+    crop: np.ndarray
+    frame: np.ndarray
+
+
+def _jpeg(image: np.ndarray, quality: int = 92) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise OpenLFRError("could not encode alert image")
+    return data.tobytes()
+
+
+def record_alert(store: Store, alert: NewAlert) -> int:
+    """Store an alert with its encrypted images; returns its id."""
+    written: list[str] = []
+    try:
+        with store.session() as s:
+            entry = s.get(WatchlistEntry, alert.entry_id)
+            if entry is None:
+                raise StoreError("the watchlist entry for this alert no longer exists (deployment closed?)")
+            reference_copy = store.write_blob(
+                "alerts", store.read_blob(entry.image_file, WATCHLIST_CONTEXT), ALERT_CONTEXT
+            )
+            written.append(reference_copy)
+            probe = store.write_blob("alerts", _jpeg(alert.crop), ALERT_CONTEXT)
+            written.append(probe)
+            frame = store.write_blob("alerts", _jpeg(alert.frame, 85), ALERT_CONTEXT)
+            written.append(frame)
+            row = Alert(
+                deployment_id=alert.deployment_id,
+                camera_name=alert.camera_name,
+                track_id=alert.track_id,
+                subject_reference=alert.subject_reference,
+                subject_name=alert.subject_name,
+                subject_category=alert.subject_category,
+                score=alert.score,
+                threshold=alert.threshold,
+                frame_time=alert.frame_time,
+                latency_ms=alert.latency_ms,
+                probe_file=probe,
+                frame_file=frame,
+                reference_file=reference_copy,
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+    except BaseException:
+        for f in written:
+            store.delete_blob(f)
+        raise
+
+
+def alert_summary(a: Alert) -> dict:
+    return {
+        "id": a.id,
+        "deployment": a.deployment_id,
+        "camera": a.camera_name,
+        "track": a.track_id,
+        "subject": a.subject_reference,
+        "name": a.subject_name,
+        "category": a.subject_category,
+        "score": round(a.score, 4),
+        "threshold": a.threshold,
+        "time": utc(a.frame_time).isoformat(),
+        "latency_ms": round(a.latency_ms, 1),
+        "outcome": a.outcome,
+        "adjudication": a.adjudication,
+        "outcome_by": a.outcome_by,
+        "legal_hold": a.legal_hold,
+        "images_deleted": a.images_deleted_at is not None,
+    }
+
+
+def list_alerts(store: Store, deployment_id: int | None = None, pending_only: bool = False) -> list[dict]:
+    with store.session() as s:
+        query = select(Alert).order_by(Alert.id)
+        if deployment_id is not None:
+            query = query.where(Alert.deployment_id == deployment_id)
+        if pending_only:
+            query = query.where(Alert.outcome.is_(None))
+        return [alert_summary(a) for a in s.scalars(query)]
+
+
+def _get(s, alert_id: int) -> Alert:
+    alert = s.get(Alert, alert_id)
+    if alert is None:
+        raise NotFoundError(f"alert {alert_id} does not exist")
+    return alert
+
+
+def comparison_image(store: Store, alert_id: int) -> np.ndarray:
+    """The camera crop beside the watchlist image, as an officer sees them, for display or export."""
+    with store.session() as s:
+        alert = _get(s, alert_id)
+        if alert.images_deleted_at is not None:
+            raise StoreError(f"alert {alert_id}'s images were deleted under the retention rules")
+        probe = cv2.imdecode(np.frombuffer(store.read_blob(alert.probe_file, ALERT_CONTEXT), np.uint8), 1)
+        ref = cv2.imdecode(np.frombuffer(store.read_blob(alert.reference_file, ALERT_CONTEXT), np.uint8), 1)
+    height = 320
+    tiles = [cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height)) for im in (probe, ref)]
+    gap = np.full((height, 16, 3), 255, np.uint8)
+    return np.hstack([tiles[0], gap, tiles[1]])
+
+
+def record_outcome(
+    store: Store,
+    alert_id: int,
+    outcome: str,
+    by: str,
+    adjudication: str | None = None,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """Record what the officer decided. For outcomes that do not settle it (no action, other),
+    the officer's judgement from comparing the images ("match"/"no-match") is required."""
+    if outcome not in OUTCOMES:
+        raise OpenLFRError(f"unknown outcome {outcome!r}; choose one of {', '.join(OUTCOMES)}")
+    if outcome in CONFIRMED:
+        if adjudication not in (None, CONFIRMED[outcome]):
+            raise OpenLFRError(f"outcome {outcome} means {CONFIRMED[outcome]}, not {adjudication}")
+        adjudication = CONFIRMED[outcome]
+    elif adjudication not in ("match", "no-match"):
+        raise OpenLFRError(f"outcome {outcome} needs the officer's judgement: --judged match or --judged no-match")
+    if not by.strip():
+        raise OpenLFRError("an outcome must name the officer who recorded it")
+    with store.session() as s:
+        alert = _get(s, alert_id)
+        if alert.outcome is not None:
+            raise StoreError(f"alert {alert_id} already has outcome {alert.outcome} recorded by {alert.outcome_by}")
+        alert.outcome = outcome
+        alert.adjudication = adjudication
+        alert.outcome_by = by
+        alert.outcome_at = now or now_utc()
+        alert.outcome_note = note
+        result = alert_summary(alert)
+    result["legal_hold_prompt"] = outcome == "arrest" and not result["legal_hold"]
+    return result
+
+
+def set_legal_hold(store: Store, alert_id: int, supervisor: str, reason: str, now: datetime | None = None) -> None:
+    """Keep an alert's images beyond 31 days until the investigation or judicial process concludes."""
+    if not reason.strip():
+        raise OpenLFRError("a legal hold needs a reason (the investigation or case it is kept for)")
+    with store.session() as s:
+        alert = _get(s, alert_id)
+        if alert.images_deleted_at is not None:
+            raise StoreError(f"alert {alert_id}'s images were already deleted; nothing to hold")
+        alert.legal_hold = True
+        alert.hold_reason = reason
+        alert.hold_by = supervisor
+        alert.hold_at = now or now_utc()
+
+
+def lift_legal_hold(store: Store, alert_id: int, supervisor: str, reason: str, now: datetime | None = None) -> None:
+    """End a hold (the process concluded); the normal retention period applies again at once."""
+    if not reason.strip():
+        raise OpenLFRError("lifting a legal hold needs a reason")
+    with store.session() as s:
+        alert = _get(s, alert_id)
+        if not alert.legal_hold:
+            raise StoreError(f"alert {alert_id} is not under a legal hold")
+        alert.legal_hold = False
+        alert.hold_reason = f"lifted by {supervisor} at {(now or now_utc()).isoformat()}: {reason}"
+        alert.hold_by = supervisor
+        alert.hold_at = now or now_utc()

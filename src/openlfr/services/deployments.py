@@ -1,0 +1,319 @@
+"""Deployments: planned, authorised, live, closed — and the frozen watchlist each one carries.
+
+The life cycle is enforced here and nowhere else:
+
+``planned`` → (watchlist built ≤ 24 h before the start, then approved and frozen) →
+``authorised`` (by an officer other than the planner) → ``live`` → ``closed`` (the watchlist's
+templates and images are deleted at once, and the deployment record is produced).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openlfr.errors import NotFoundError, OpenLFRError, StoreError
+from openlfr.services.gallery import IMAGE_CONTEXT, template_context
+from openlfr.services.subjects import SUBJECTS_GALLERY, subject
+from openlfr.storage import Store
+from openlfr.storage.models import Camera, DeletionLog, Deployment, Gallery, Person, Watchlist, WatchlistEntry
+
+USE_CASES = {
+    "crime-hotspot": "Crime hotspot",
+    "protective-security": "Protective security at an event or critical national infrastructure",
+    "locate-person": "Intelligence about where a wanted or missing person may be",
+}
+#: A deployment's watchlist may be built no earlier than this before the deployment starts.
+WATCHLIST_LEAD = timedelta(hours=24)
+WATCHLIST_CONTEXT = "watchlist-image"
+
+
+def utc(value: datetime) -> datetime:
+    """Treat naive datetimes as UTC (SQLite returns them naive)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class CameraSpec:
+    name: str
+    source: str
+    record: bool = False
+
+
+def get(session: Session, deployment_id: int) -> Deployment:
+    deployment = session.get(Deployment, deployment_id)
+    if deployment is None:
+        raise NotFoundError(f"deployment {deployment_id} does not exist")
+    return deployment
+
+
+def require_status(deployment: Deployment, *allowed: str, action: str) -> None:
+    if deployment.status not in allowed:
+        raise StoreError(
+            f"deployment {deployment.id} is {deployment.status}; it must be {' or '.join(allowed)} to {action}"
+        )
+
+
+def plan(
+    store: Store,
+    name: str,
+    location: str,
+    use_case: str,
+    start: datetime,
+    end: datetime,
+    threshold: float,
+    cameras: list[CameraSpec],
+    created_by: str,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    confirm_n: int = 2,
+    confirm_m: int = 5,
+) -> int:
+    if use_case not in USE_CASES:
+        raise OpenLFRError(f"unknown use case {use_case!r}; choose one of {', '.join(USE_CASES)}")
+    start, end = utc(start), utc(end)
+    if end <= start:
+        raise OpenLFRError("a deployment must end after it starts")
+    if end - start > timedelta(hours=24):
+        raise OpenLFRError("a deployment may last at most 24 hours; plan several")
+    if not 0.0 < threshold < 1.0:
+        raise OpenLFRError(f"threshold {threshold} must be between 0 and 1")
+    if not cameras:
+        raise OpenLFRError("a deployment needs at least one camera")
+    if not 1 <= confirm_n <= confirm_m:
+        raise OpenLFRError("confirmation needs 1 <= N <= M")
+    if len({c.name for c in cameras}) != len(cameras):
+        raise OpenLFRError("camera names must be unique within a deployment")
+    with store.session() as s:
+        deployment = Deployment(
+            name=name,
+            location_name=location,
+            latitude=latitude,
+            longitude=longitude,
+            use_case=use_case,
+            planned_start=start,
+            planned_end=end,
+            threshold=threshold,
+            confirm_n=confirm_n,
+            confirm_m=confirm_m,
+            created_by=created_by,
+            cameras=[Camera(name=c.name, source=c.source, record=c.record) for c in cameras],
+        )
+        s.add(deployment)
+        s.flush()
+        return deployment.id
+
+
+def build_watchlist(
+    store: Store, deployment_id: int, references: list[str] | None, built_by: str, now: datetime | None = None
+) -> int:
+    """Copy the chosen subjects' templates and images into the deployment's own, unapproved watchlist.
+
+    ``references=None`` takes every subject whose review date has not passed. A watchlist that is
+    not yet approved may be rebuilt; an approved one is frozen.
+    """
+    now = now or now_utc()
+    written: list[str] = []
+    try:
+        with store.session() as s:
+            deployment = get(s, deployment_id)
+            require_status(deployment, "planned", action="build its watchlist")
+            start = utc(deployment.planned_start)
+            if now < start - WATCHLIST_LEAD:
+                raise StoreError(
+                    f"the watchlist may be built no more than 24 hours before the deployment starts "
+                    f"({start.isoformat()}); too early by {(start - WATCHLIST_LEAD - now)}"
+                )
+            if now >= utc(deployment.planned_end):
+                raise StoreError("the deployment's planned end has passed")
+            if deployment.watchlist is not None:
+                if deployment.watchlist.approved_at is not None:
+                    raise StoreError("the watchlist is approved and frozen; it cannot be rebuilt")
+                old_files = [e.image_file for e in deployment.watchlist.entries]
+                s.delete(deployment.watchlist)
+                s.flush()
+                for f in old_files:
+                    store.delete_blob(f)
+            if references is None:
+                rows = s.scalars(
+                    select(Person).join(Gallery).where(Gallery.name == SUBJECTS_GALLERY).order_by(Person.reference)
+                ).all()
+                chosen = [subject(s, p.reference) for p in rows]
+                chosen = [(p, d) for p, d in chosen if d.review_date >= now.date()]
+            else:
+                chosen = [subject(s, r) for r in references]
+                expired = [p.reference for p, d in chosen if d.review_date < now.date()]
+                if expired:
+                    raise StoreError(f"review date passed for {', '.join(expired)}: review them before use")
+            if not chosen:
+                raise StoreError("no watchlist subjects to build the watchlist from")
+            pack_ids = {img.pack_id for p, _ in chosen for img in p.images}
+            if len(pack_ids) != 1:
+                raise StoreError(f"subjects' templates come from several model packs: {sorted(pack_ids)}")
+            pack_id = pack_ids.pop()
+            watchlist = Watchlist(deployment=deployment, pack_id=pack_id, built_by=built_by, built_at=now)
+            s.add(watchlist)
+            for person, details in chosen:
+                for image in person.images:
+                    data = store.read_blob(image.file, IMAGE_CONTEXT)
+                    copy = store.write_blob("watchlists", data, WATCHLIST_CONTEXT)
+                    written.append(copy)
+                    watchlist.entries.append(
+                        WatchlistEntry(
+                            subject_reference=person.reference,
+                            name=person.name,
+                            category=details.category,
+                            reason=details.reason,
+                            image_file=copy,
+                            template=image.template,  # already encrypted under the pack's context
+                        )
+                    )
+            deployment.watchlist_size = len(chosen)
+            s.flush()
+            return len(chosen)
+    except BaseException:
+        for f in written:
+            store.delete_blob(f)
+        raise
+
+
+def approve_watchlist(store: Store, deployment_id: int, approved_by: str, now: datetime | None = None) -> None:
+    with store.session() as s:
+        deployment = get(s, deployment_id)
+        require_status(deployment, "planned", action="approve its watchlist")
+        if deployment.watchlist is None:
+            raise StoreError("build the watchlist before approving it")
+        if deployment.watchlist.approved_at is not None:
+            raise StoreError("the watchlist is already approved")
+        deployment.watchlist.approved_by = approved_by
+        deployment.watchlist.approved_at = now or now_utc()
+
+
+def authorise(store: Store, deployment_id: int, officer: str, note: str, now: datetime | None = None) -> None:
+    """The authorising officer's approval, without which the deployment cannot go live."""
+    with store.session() as s:
+        deployment = get(s, deployment_id)
+        require_status(deployment, "planned", action="be authorised")
+        if deployment.watchlist is None or deployment.watchlist.approved_at is None:
+            raise StoreError("the watchlist must be built and approved before the deployment is authorised")
+        if officer.strip().lower() == deployment.created_by.strip().lower():
+            raise StoreError("the authorising officer must not be the officer who planned the deployment")
+        if not note.strip():
+            raise OpenLFRError("authorisation needs a note recording why the deployment is necessary and proportionate")
+        deployment.status = "authorised"
+        deployment.authorised_by = officer
+        deployment.authorised_at = now or now_utc()
+        deployment.authorisation_note = note
+
+
+def start(store: Store, deployment_id: int, now: datetime | None = None) -> None:
+    now = now or now_utc()
+    with store.session() as s:
+        deployment = get(s, deployment_id)
+        if deployment.status == "live":
+            return
+        require_status(deployment, "authorised", action="go live")
+        if now >= utc(deployment.planned_end):
+            raise StoreError("the deployment's planned end has passed; it cannot go live")
+        if now < utc(deployment.planned_start) - timedelta(minutes=15):
+            raise StoreError(f"the deployment is planned to start at {utc(deployment.planned_start).isoformat()}")
+        deployment.status = "live"
+        deployment.started_at = now
+
+
+@dataclass
+class FrozenWatchlist:
+    """A live deployment's watchlist in memory: one row per reference image, decrypted for matching only."""
+
+    pack_id: str
+    templates: np.ndarray  # (n, d) float32, unit rows
+    entry_ids: list[int]
+    references: list[str]
+    names: list[str]
+    categories: list[str]
+
+    @property
+    def size(self) -> int:
+        return len(set(self.references))
+
+
+def load_watchlist(store: Store, deployment_id: int) -> FrozenWatchlist:
+    with store.session() as s:
+        deployment = get(s, deployment_id)
+        require_status(deployment, "live", "authorised", action="load its watchlist")
+        wl = deployment.watchlist
+        if wl is None or wl.approved_at is None:
+            raise StoreError(f"deployment {deployment_id} has no approved watchlist")
+        context = template_context(wl.pack_id)
+        entries = list(wl.entries)
+        templates = np.stack([np.frombuffer(store.cipher.decrypt(e.template, context), np.float32) for e in entries])
+        return FrozenWatchlist(
+            pack_id=wl.pack_id,
+            templates=templates,
+            entry_ids=[e.id for e in entries],
+            references=[e.subject_reference for e in entries],
+            names=[e.name for e in entries],
+            categories=[e.category for e in entries],
+        )
+
+
+def delete_watchlist(session: Session, store: Store, deployment: Deployment, reason: str) -> int:
+    """Delete a deployment's watchlist copies (templates and images); log it. Returns files deleted."""
+    wl = deployment.watchlist
+    if wl is None:
+        return 0
+    files = [e.image_file for e in wl.entries]
+    session.delete(wl)
+    session.flush()
+    for f in files:
+        store.delete_blob(f)
+    session.add(DeletionLog(kind="watchlist", record_id=deployment.id, files=len(files), reason=reason))
+    return len(files)
+
+
+def close(store: Store, deployment_id: int, by: str, now: datetime | None = None) -> dict:
+    """End the deployment: delete its watchlist immediately and produce its published record."""
+    from openlfr.services.records import deployment_record
+
+    now = now or now_utc()
+    with store.session() as s:
+        deployment = get(s, deployment_id)
+        require_status(deployment, "planned", "authorised", "live", action="be closed")
+        deployment.ended_at = deployment.ended_at or now
+        deployment.closed_at = now
+        deployment.status = "closed"
+        delete_watchlist(s, store, deployment, f"deployment {deployment_id} closed by {by}")
+        s.flush()
+        deployment.record = deployment_record(s, deployment)
+        return deployment.record
+
+
+def list_deployments(store: Store) -> list[dict]:
+    with store.session() as s:
+        return [
+            {
+                "id": d.id,
+                "name": d.name,
+                "location": d.location_name,
+                "use_case": d.use_case,
+                "status": d.status,
+                "start": utc(d.planned_start).isoformat(),
+                "end": utc(d.planned_end).isoformat(),
+                "threshold": d.threshold,
+                "watchlist_size": d.watchlist_size,
+                "cameras": [c.name for c in d.cameras],
+            }
+            for d in s.scalars(select(Deployment).order_by(Deployment.id))
+        ]
+
+
+def today() -> date:
+    return now_utc().date()

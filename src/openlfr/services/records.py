@@ -1,0 +1,99 @@
+"""The published record of a deployment, with the columns of the Met's deployment record.
+
+Definitions (stated so the figures can be checked):
+
+- *faces seen (estimate)*: faces followed by the tracker across all cameras; one person who
+  leaves and re-enters view counts twice, hence "estimate";
+- *true alert*: the officer judged the camera face to be the watchlisted person; *confirmed* when
+  an engagement established it (engaged — confirmed, or arrest), *unconfirmed* when the officer
+  judged it from the images without engaging;
+- *false alert*: likewise, judged not to be the person; confirmed by an engagement
+  (engaged — not the person) or unconfirmed;
+- *false alert rate*: false alerts divided by faces seen, as a percentage;
+- alerts not yet adjudicated are counted as such and in neither class.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openlfr.services.alerts import CONFIRMED
+from openlfr.services.deployments import USE_CASES, utc
+from openlfr.storage.models import Alert, Deployment
+
+COLUMNS = [
+    "deployment_id",
+    "location",
+    "date",
+    "start",
+    "end",
+    "duration_minutes",
+    "use_case",
+    "watchlist_size",
+    "minimum_threshold",
+    "faces_seen_estimate",
+    "total_alerts",
+    "true_alerts_confirmed",
+    "true_alerts_unconfirmed",
+    "false_alerts_confirmed",
+    "false_alerts_unconfirmed",
+    "alerts_not_adjudicated",
+    "false_alert_rate_percent",
+    "arrests",
+    "other_outcomes",
+    "no_action",
+]
+
+
+def deployment_record(session: Session, deployment: Deployment) -> dict:
+    alerts = session.scalars(select(Alert).where(Alert.deployment_id == deployment.id)).all()
+    start = utc(deployment.started_at or deployment.planned_start)
+    end = utc(deployment.ended_at or deployment.planned_end)
+
+    def count(judged: str, confirmed: bool) -> int:
+        return sum(1 for a in alerts if a.adjudication == judged and (a.outcome in CONFIRMED) == confirmed)
+
+    false_alerts = count("no-match", True) + count("no-match", False)
+    faces = deployment.faces_seen
+    return {
+        "deployment_id": deployment.id,
+        "location": deployment.location_name,
+        "date": start.date().isoformat(),
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "duration_minutes": round((end - start).total_seconds() / 60, 1),
+        "use_case": USE_CASES.get(deployment.use_case, deployment.use_case),
+        "watchlist_size": deployment.watchlist_size or 0,
+        "minimum_threshold": deployment.threshold,
+        "faces_seen_estimate": faces,
+        "total_alerts": len(alerts),
+        "true_alerts_confirmed": count("match", True),
+        "true_alerts_unconfirmed": count("match", False),
+        "false_alerts_confirmed": count("no-match", True),
+        "false_alerts_unconfirmed": count("no-match", False),
+        "alerts_not_adjudicated": sum(1 for a in alerts if a.outcome is None),
+        "false_alert_rate_percent": round(100.0 * false_alerts / faces, 5) if faces else 0.0,
+        "arrests": sum(1 for a in alerts if a.outcome == "arrest"),
+        "other_outcomes": sum(1 for a in alerts if a.outcome in ("engaged-confirmed", "other")),
+        "no_action": sum(1 for a in alerts if a.outcome in ("no-action", "engaged-not-person")),
+    }
+
+
+def record_for(session: Session, deployment_id: int) -> dict:
+    from openlfr.services.deployments import get
+
+    deployment = get(session, deployment_id)
+    return deployment.record or deployment_record(session, deployment)
+
+
+def to_csv(records: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({k: r.get(k) for k in COLUMNS})
+    return buffer.getvalue()
