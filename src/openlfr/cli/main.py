@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
-import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from openlfr.errors import OpenLFRError
+from openlfr.cli import lfr
+from openlfr.cli.common import (
+    GalleryOpt,
+    HomeOpt,
+    JsonOpt,
+    PackOpt,
+    console,
+    emit_json,
+    engine_for,
+    friendly_errors,
+    progress_bar,
+)
 
 app = typer.Typer(
     help="OpenLFR: accountable live and retrospective facial recognition.",
@@ -34,64 +33,14 @@ app = typer.Typer(
 evaluate_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is_help=True)
 app.add_typer(evaluate_app, name="evaluate")
 
-console = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-HomeOpt = Annotated[
-    Path | None, typer.Option("--home", help="Data directory (default: $OPENLFR_HOME or ~/.openlfr).")
-]
-PackOpt = Annotated[
-    str | None, typer.Option("--pack", help="Model pack: 'yunet-sface' (default) or a local pack folder.")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
-GalleryOpt = Annotated[str, typer.Option("--gallery", "-g", help="Gallery name.")]
-
-
-def friendly_errors(fn: F) -> F:
-    """Turn expected errors into one line on stderr and exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except OpenLFRError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-    )
-
-
-def _engine(pack: str | None, home: Path | None, flip: bool = True):
-    from openlfr.models import load_engine
-
-    return load_engine(pack, home=home, flip=flip)
+lfr.register(app)
 
 
 @app.command()
 @friendly_errors
 def enrol(
     images: Annotated[list[Path], typer.Argument(help="One or more reference images of the person.")],
-    reference: Annotated[
-        str, typer.Option("--id", help="Reference id of the person (unique in the gallery).")
-    ],
+    reference: Annotated[str, typer.Option("--id", help="Reference id of the person (unique in the gallery).")],
     name: Annotated[str, typer.Option("--name", help="The person's name.")],
     gallery: GalleryOpt = "default",
     home: HomeOpt = None,
@@ -103,7 +52,7 @@ def enrol(
     from openlfr.storage import Store
 
     store = Store(home)
-    result = enrol_person(store, _engine(pack, home), reference, name, list(images), gallery=gallery)
+    result = enrol_person(store, engine_for(pack, home), reference, name, list(images), gallery=gallery)
     if as_json:
         emit_json(result.as_dict())
         return
@@ -124,9 +73,7 @@ def enrol(
 def identify(
     image: Annotated[Path, typer.Argument(help="Image to search.")],
     gallery: GalleryOpt = "default",
-    threshold: Annotated[
-        float | None, typer.Option(help="Minimum similarity score (default: the model pack's).")
-    ] = None,
+    threshold: Annotated[float | None, typer.Option(help="Minimum similarity score (default: the model pack's).")] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=200, help="Candidates per face.")] = 5,
     home: HomeOpt = None,
     pack: PackOpt = None,
@@ -137,7 +84,7 @@ def identify(
     from openlfr.storage import Store
 
     store = Store(home)
-    engine = _engine(pack, home)
+    engine = engine_for(pack, home)
     used = engine.native_threshold if threshold is None else threshold
     results = identify_faces(store, engine, image, gallery=gallery, threshold=used, k=top_k)
     if as_json:
@@ -171,9 +118,7 @@ def print_identification(results: list, source: str, threshold: float) -> None:
         for rank, c in enumerate(face.candidates, 1):
             table.add_row(str(rank), c.reference, c.name, f"{c.score:.3f}")
         console.print(table)
-    console.print(
-        f"Candidates are leads for a person to review, not identifications (threshold {threshold:.3f})."
-    )
+    console.print(f"Candidates are leads for a person to review, not identifications (threshold {threshold:.3f}).")
 
 
 @app.command()
@@ -199,9 +144,7 @@ def people(gallery: GalleryOpt = "default", home: HomeOpt = None, as_json: JsonO
 @friendly_errors
 def evaluate_lfw(
     data: Annotated[Path, typer.Option("--data", help="LFW folder holding pairs.txt and lfw-deepfunneled/.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the ROC plot and JSON result.")] = Path(
-        "lfw-results"
-    ),
+    out: Annotated[Path, typer.Option("--out", help="Folder for the ROC plot and JSON result.")] = Path("lfw-results"),
     flip: Annotated[bool, typer.Option(help="Average each template with its mirror image.")] = True,
     folds: Annotated[int | None, typer.Option(min=1, max=10, help="Use only the first N folds.")] = None,
     home: HomeOpt = None,
@@ -213,7 +156,7 @@ def evaluate_lfw(
 
     from openlfr.evaluation import lfw
 
-    engine = _engine(pack, home, flip=flip)
+    engine = engine_for(pack, home, flip=flip)
     started = time.perf_counter()
     with progress_bar() as bar:
         task = bar.add_task("LFW templates", total=None, rate="")
@@ -267,14 +210,13 @@ def demo(
         console.rule("OpenLFR demo: enrol and identify")
         console.print(f"Data directory: {root} (SQLite database and encrypted files)")
         store = Store(root)
-        engine = _engine(None, root)
+        engine = engine_for(None, root)
         console.print(f"Model pack: {engine.pack_id} (YuNet detector + SFace recogniser on ONNX Runtime)")
         hopper = demo_images.grace_hopper_path()
         result = enrol_person(store, engine, "GH-1906", "Grace Hopper", [hopper], gallery="demo")
         q = result.images[0].quality
         console.print(
-            f"1. Enrolled Grace Hopper from {hopper.name} (eyes {q['inter_eye_px']:.0f} px apart, "
-            f"quality checks passed)."
+            f"1. Enrolled Grace Hopper from {hopper.name} (eyes {q['inter_eye_px']:.0f} px apart, quality checks passed)."
         )
         scene = demo_images.camera_scene()
         console.print(
@@ -286,8 +228,7 @@ def demo(
         print_identification(results, "the camera frame", engine.native_threshold)
         matched = sum(1 for r in results if r.candidates)
         console.print(
-            f"Result: {len(results)} faces found, {matched} with a candidate. Nothing derived from the "
-            "unmatched face was stored."
+            f"Result: {len(results)} faces found, {matched} with a candidate. Nothing derived from the unmatched face was stored."
         )
     finally:
         if temporary and not keep:

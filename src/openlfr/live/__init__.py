@@ -1,0 +1,1 @@
+"""Live facial recognition: following faces across camera frames."""

@@ -1,0 +1,264 @@
+"""One camera's recognition loop: detect → track → template the best frames → compare → alert.
+
+**Immediate deletion of non-matches.** Everything derived from a face (its crop, landmarks,
+templates and scores) lives only in its track's ``state`` while the face is in view. When the
+tracker ends the track, the pipeline adds one to an aggregate *faces seen* counter and lets the
+track go; nothing about it is written, logged or kept. Only a face that raises an alert leaves
+anything behind, and that is handed to the alert sink (which stores it encrypted).
+
+**Alerts.** A track's templates are compared with the frozen watchlist; a subject is alerted
+when at least N of the track's last M templates score at or above the threshold for them, and
+at most once per track and subject, so a person standing in view raises one alert, not a storm.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from openlfr.core import FaceEngine
+from openlfr.core.types import Detection
+from openlfr.live.tracker import FaceTracker, Track
+from openlfr.media.video import Frame
+
+
+@dataclass(frozen=True)
+class Watchlist:
+    """The frozen watchlist in memory: one template row per reference image, grouped by subject."""
+
+    templates: np.ndarray  # (rows, d), unit length
+    subject_of_row: np.ndarray  # (rows,) index into references
+    references: list[str]
+    names: list[str]
+    categories: list[str]
+    entry_ids: list[int]  # per row, the stored watchlist entry (for the alert's reference image)
+
+    @classmethod
+    def build(
+        cls, templates: np.ndarray, references: list[str], names: list[str], categories: list[str], entry_ids: list[int]
+    ) -> Watchlist:
+        subjects: dict[str, int] = {}
+        for ref in references:
+            subjects.setdefault(ref, len(subjects))
+        first = {ref: i for i, ref in reversed(list(enumerate(references)))}
+        ordered = sorted(subjects, key=subjects.get)  # type: ignore[arg-type]
+        return cls(
+            templates=np.ascontiguousarray(templates, dtype=np.float32),
+            subject_of_row=np.array([subjects[r] for r in references], dtype=np.int64),
+            references=ordered,
+            names=[names[first[r]] for r in ordered],
+            categories=[categories[first[r]] for r in ordered],
+            entry_ids=list(entry_ids),
+        )
+
+    def subject_scores(self, probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per probe and subject, the best score over the subject's images and the row that gave it."""
+        scores = probes @ self.templates.T  # (probes, rows)
+        n_subjects = len(self.references)
+        best = np.full((len(probes), n_subjects), -1.0, dtype=np.float32)
+        best_row = np.zeros((len(probes), n_subjects), dtype=np.int64)
+        for row, subj in enumerate(self.subject_of_row):
+            better = scores[:, row] > best[:, subj]
+            best[better, subj] = scores[better, row]
+            best_row[better, subj] = row
+        return best, best_row
+
+
+@dataclass
+class AlertEvent:
+    camera: str
+    track_id: int
+    subject_index: int
+    reference: str
+    name: str
+    category: str
+    entry_id: int
+    score: float
+    frame: Frame
+    crop: np.ndarray
+    emitted_mono: float
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.emitted_mono - self.frame.captured_mono) * 1000.0
+
+
+@dataclass
+class PipelineConfig:
+    threshold: float
+    confirm_n: int = 2
+    confirm_m: int = 5
+    #: Templates computed per track before only clearly better views are templated.
+    templates_per_track: int = 10
+    #: After that budget, a new template needs a view this much better (eye distance x confidence).
+    better_view: float = 1.15
+    blur_non_alerting: bool = True
+
+
+@dataclass
+class PipelineStats:
+    frames: int = 0
+    faces_seen: int = 0
+    templates: int = 0
+    alerts: int = 0
+    detect_ms: float = 0.0
+    template_ms: float = 0.0
+
+
+def face_crop(image: np.ndarray, detection: Detection, margin: float = 0.5) -> np.ndarray:
+    """The face with some context around it, as an officer would want to see it."""
+    x, y, w, h = detection.box
+    h_img, w_img = image.shape[:2]
+    x0, y0 = max(0, int(x - margin * w)), max(0, int(y - margin * h))
+    x1, y1 = min(w_img, int(x + w * (1 + margin))), min(h_img, int(y + h * (1 + margin)))
+    return image[y0:y1, x0:x1].copy()
+
+
+class CameraPipeline:
+    def __init__(
+        self,
+        camera: str,
+        engine: FaceEngine,
+        watchlist: Watchlist,
+        config: PipelineConfig,
+        on_alert: Callable[[AlertEvent], None],
+        tracker: FaceTracker | None = None,
+    ) -> None:
+        self.camera = camera
+        self.engine = engine
+        self.watchlist = watchlist
+        self.config = config
+        self.on_alert = on_alert
+        self.tracker = tracker or FaceTracker()
+        self.stats = PipelineStats()
+        self.active: list[Track] = []
+
+    def _end(self, tracks: list[Track]) -> None:
+        for track in tracks:
+            if track.confirmed or track.state.get("templates"):
+                self.stats.faces_seen += 1
+            track.state.clear()  # the only copy of this face's templates and scores
+
+    def _wants_template(self, track: Track) -> bool:
+        quality = track.detection.inter_eye_px * track.detection.score
+        state = track.state
+        if state.get("templates", 0) < self.config.templates_per_track:
+            return True
+        return quality > state.get("best_quality", 0.0) * self.config.better_view
+
+    def process(self, frame: Frame) -> list[AlertEvent]:
+        started = time.perf_counter()
+        detections = self.engine.detect(frame.image)
+        detected = time.perf_counter()
+        update = self.tracker.update(detections, frame.captured_at)
+        self._end(update.ended)
+        self.active = update.active
+        chosen = [t for t in update.confirmed if self._wants_template(t)]
+        alerts: list[AlertEvent] = []
+        if chosen:
+            faces = self.engine.describe(frame.image, [t.detection for t in chosen])
+            probes = np.stack([f.template for f in faces])
+            best, best_row = self.watchlist.subject_scores(probes)
+            self.stats.templates += len(chosen)
+            for i, track in enumerate(chosen):
+                alerts += self._observe(track, best[i], best_row[i], frame)
+        self.stats.frames += 1
+        self.stats.detect_ms += (detected - started) * 1000
+        self.stats.template_ms += (time.perf_counter() - detected) * 1000
+        return alerts
+
+    def _observe(self, track: Track, scores: np.ndarray, rows: np.ndarray, frame: Frame) -> list[AlertEvent]:
+        state = track.state
+        history: deque[np.ndarray] = state.setdefault("scores", deque(maxlen=self.config.confirm_m))
+        history.append(scores)
+        state["templates"] = state.get("templates", 0) + 1
+        quality = track.detection.inter_eye_px * track.detection.score
+        state["best_quality"] = max(state.get("best_quality", 0.0), quality)
+        alerted: set[int] = state.setdefault("alerted", set())
+        stacked = np.stack(history)
+        hits = (stacked >= self.config.threshold).sum(axis=0)
+        events = []
+        for subject in np.flatnonzero(hits >= self.config.confirm_n):
+            if subject in alerted:
+                continue
+            alerted.add(int(subject))
+            event = AlertEvent(
+                camera=self.camera,
+                track_id=track.id,
+                subject_index=int(subject),
+                reference=self.watchlist.references[subject],
+                name=self.watchlist.names[subject],
+                category=self.watchlist.categories[subject],
+                entry_id=self.watchlist.entry_ids[int(rows[subject])],
+                score=float(stacked[:, subject].max()),
+                frame=frame,
+                crop=face_crop(frame.image, track.detection),
+                emitted_mono=time.monotonic(),
+            )
+            self.stats.alerts += 1
+            self.on_alert(event)
+            events.append(event)
+        return events
+
+    def finish(self) -> None:
+        """End every track (end of stream): count them and drop what they held."""
+        self._end(self.tracker.flush())
+        self.active = []
+
+    def operator_view(self, image: np.ndarray) -> np.ndarray:
+        """The frame as an operator sees it: faces that raised no alert blurred, alerting faces boxed."""
+        view = image.copy()
+        h_img, w_img = view.shape[:2]
+        for track in self.active:
+            x, y, w, h = track.detection.box
+            x0, y0 = max(0, int(x - 0.2 * w)), max(0, int(y - 0.2 * h))
+            x1, y1 = min(w_img, int(x + 1.2 * w)), min(h_img, int(y + 1.2 * h))
+            if x1 <= x0 or y1 <= y0:
+                continue
+            if track.state.get("alerted"):
+                cv2.rectangle(view, (x0, y0), (x1, y1), (0, 0, 255), 3)
+                cv2.putText(view, "ALERT", (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 255), 2)
+            elif self.config.blur_non_alerting:
+                region = view[y0:y1, x0:x1]
+                small = cv2.resize(region, (max(1, (x1 - x0) // 12), max(1, (y1 - y0) // 12)))
+                view[y0:y1, x0:x1] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        return view
+
+
+@dataclass
+class WorkerStats:
+    camera: str
+    frames_read: int = 0
+    frames_processed: int = 0
+    frames_dropped: int = 0
+    reconnects: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    started_mono: float = field(default_factory=time.monotonic)
+    ended_mono: float | None = None
+    events: list[str] = field(default_factory=list)
+
+    def summary(self, pipeline: PipelineStats) -> dict:
+        elapsed = (self.ended_mono or time.monotonic()) - self.started_mono
+        lat = np.array(self.latencies_ms) if self.latencies_ms else None
+        return {
+            "camera": self.camera,
+            "seconds": round(elapsed, 2),
+            "frames_read": self.frames_read,
+            "frames_processed": self.frames_processed,
+            "frames_dropped": self.frames_dropped,
+            "processed_fps": round(self.frames_processed / elapsed, 2) if elapsed > 0 else 0.0,
+            "faces_seen": pipeline.faces_seen,
+            "templates": pipeline.templates,
+            "alerts": pipeline.alerts,
+            "mean_detect_ms": round(pipeline.detect_ms / max(pipeline.frames, 1), 1),
+            "mean_template_ms_per_frame": round(pipeline.template_ms / max(pipeline.frames, 1), 1),
+            "alert_latency_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat is not None else None,
+            "alert_latency_p95_ms": round(float(np.percentile(lat, 95)), 1) if lat is not None else None,
+            "reconnects": self.reconnects,
+            "events": self.events[-20:],
+        }

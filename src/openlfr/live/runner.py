@@ -1,0 +1,238 @@
+"""Running a live deployment: one worker thread per camera, alerts stored as they happen.
+
+Each camera has a *grabber* thread that reads frames as the camera delivers them and keeps only
+the newest, and a *processor* that takes the newest frame whenever it is free. When processing is
+slower than the camera, frames in between are dropped (and counted) rather than queued, so the
+pipeline never falls behind real time. Threads suffice: ONNX Runtime and OpenCV release the GIL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from openlfr.core import FaceEngine
+from openlfr.errors import StoreError
+from openlfr.live.pipeline import AlertEvent, CameraPipeline, PipelineConfig, Watchlist, WorkerStats
+from openlfr.media.video import Frame, VideoSource
+from openlfr.services import deployments
+from openlfr.services.alerts import NewAlert, record_alert
+from openlfr.storage import Store
+
+
+class LatestFrame:
+    """A one-frame mailbox: the grabber overwrites, the processor takes; overwritten frames are dropped."""
+
+    def __init__(self) -> None:
+        self._frame: Frame | None = None
+        self._ended = False
+        self._cond = threading.Condition()
+        self.overwritten = 0
+
+    def put(self, frame: Frame) -> None:
+        with self._cond:
+            if self._frame is not None:
+                self.overwritten += 1
+            self._frame = frame
+            self._cond.notify()
+
+    def end(self) -> None:
+        with self._cond:
+            self._ended = True
+            self._cond.notify()
+
+    def take(self, timeout: float = 1.0) -> Frame | None:
+        """The newest frame; None when the source has ended and nothing is left."""
+        with self._cond:
+            while self._frame is None and not self._ended:
+                self._cond.wait(timeout)
+            frame, self._frame = self._frame, None
+            return frame
+
+
+class CameraWorker:
+    def __init__(
+        self,
+        source: VideoSource,
+        pipeline: CameraPipeline,
+        stop: threading.Event,
+        realtime: bool = True,
+        on_frame: Callable[[CameraPipeline, Frame], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.pipeline = pipeline
+        self.stop = stop
+        self.realtime = realtime
+        self.on_frame = on_frame
+        self.stats = WorkerStats(camera=pipeline.camera)
+        self.error: BaseException | None = None
+        self._mailbox = LatestFrame()
+        self._threads: list[threading.Thread] = []
+
+    def _grab(self) -> None:
+        try:
+            while not self.stop.is_set():
+                frame = self.source.read()
+                if frame is None:
+                    break
+                self.stats.frames_read += 1
+                self._mailbox.put(frame)
+        except BaseException as exc:  # reported by the runner
+            self.error = exc
+        finally:
+            self._mailbox.end()
+
+    def _process(self) -> None:
+        try:
+            while not self.stop.is_set():
+                if self.realtime:
+                    frame = self._mailbox.take()
+                else:
+                    frame = self.source.read()
+                    if frame is not None:
+                        self.stats.frames_read += 1
+                if frame is None:
+                    break
+                self.pipeline.process(frame)
+                self.stats.frames_processed += 1
+                if self.on_frame:
+                    self.on_frame(self.pipeline, frame)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.pipeline.finish()
+            self.stats.frames_dropped = self._mailbox.overwritten
+            self.stats.reconnects = self.source.reconnects
+            self.stats.ended_mono = time.monotonic()
+
+    def start(self) -> None:
+        if self.realtime:
+            self._threads.append(threading.Thread(target=self._grab, name=f"grab-{self.pipeline.camera}", daemon=True))
+        self._threads.append(threading.Thread(target=self._process, name=f"proc-{self.pipeline.camera}", daemon=True))
+        for t in self._threads:
+            t.start()
+
+    def join(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    def close(self) -> None:
+        self.source.close()
+
+
+@dataclass
+class LiveReport:
+    deployment_id: int
+    cameras: list[dict] = field(default_factory=list)
+    alert_ids: list[int] = field(default_factory=list)
+    faces_seen: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "deployment_id": self.deployment_id,
+            "faces_seen": self.faces_seen,
+            "alerts": self.alert_ids,
+            "cameras": self.cameras,
+        }
+
+
+def frozen_watchlist(store: Store, deployment_id: int) -> tuple[Watchlist, str]:
+    wl = deployments.load_watchlist(store, deployment_id)
+    return Watchlist.build(wl.templates, wl.references, wl.names, wl.categories, wl.entry_ids), wl.pack_id
+
+
+def run_deployment(
+    store: Store,
+    engine: FaceEngine,
+    deployment_id: int,
+    realtime: bool = True,
+    max_seconds: float | None = None,
+    on_alert: Callable[[int, AlertEvent], None] | None = None,
+    on_event: Callable[[str, str], None] | None = None,
+    on_frame: Callable[[CameraPipeline, Frame], None] | None = None,
+    now: datetime | None = None,
+) -> LiveReport:
+    """Take an authorised deployment live and run its cameras until their sources end, the planned
+    end passes, ``max_seconds`` elapse or the caller interrupts (Ctrl-C)."""
+    deployments.start(store, deployment_id, now=now)
+    watchlist, pack_id = frozen_watchlist(store, deployment_id)
+    if pack_id != engine.pack_id:
+        raise StoreError(f"the watchlist holds {pack_id} templates; this engine makes {engine.pack_id}")
+    with store.session() as s:
+        deployment = deployments.get(s, deployment_id)
+        cameras = [(c.name, c.source) for c in deployment.cameras]
+        config = PipelineConfig(deployment.threshold, deployment.confirm_n, deployment.confirm_m)
+        planned_end = deployments.utc(deployment.planned_end)
+    report = LiveReport(deployment_id)
+    lock = threading.Lock()
+    latencies: dict[str, list[float]] = {}
+
+    def store_alert(event: AlertEvent) -> None:
+        alert_id = record_alert(
+            store,
+            NewAlert(
+                deployment_id=deployment_id,
+                camera_name=event.camera,
+                track_id=event.track_id,
+                entry_id=event.entry_id,
+                subject_reference=event.reference,
+                subject_name=event.name,
+                subject_category=event.category,
+                score=event.score,
+                threshold=config.threshold,
+                frame_time=datetime.fromtimestamp(event.frame.captured_at, UTC),
+                latency_ms=event.latency_ms,
+                crop=event.crop,
+                frame=event.frame.image,
+            ),
+        )
+        with lock:
+            report.alert_ids.append(alert_id)
+            latencies.setdefault(event.camera, []).append(event.latency_ms)
+        if on_alert:
+            on_alert(alert_id, event)
+
+    stop = threading.Event()
+    workers = []
+    for name, uri in cameras:
+        source = VideoSource(
+            uri, realtime=realtime, on_event=(lambda msg, cam=name: on_event(cam, msg)) if on_event else None
+        )
+        pipeline = CameraPipeline(name, engine, watchlist, config, store_alert)
+        workers.append(CameraWorker(source, pipeline, stop, realtime=realtime, on_frame=on_frame))
+    started = time.monotonic()
+    for w in workers:
+        w.start()
+    try:
+        while not all(w.join(timeout=0.2) for w in workers):
+            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                stop.set()
+            if now is None and datetime.now(UTC) >= planned_end:
+                stop.set()
+    except KeyboardInterrupt:
+        stop.set()
+        for w in workers:
+            w.join()
+    finally:
+        for w in workers:
+            w.close()
+    for w in workers:
+        w.stats.latencies_ms = latencies.get(w.pipeline.camera, [])
+    errors = [w.error for w in workers if w.error is not None]
+    with store.session() as s:
+        deployment = deployments.get(s, deployment_id)
+        for w in workers:
+            deployment.faces_seen += w.pipeline.stats.faces_seen
+            deployment.frames_processed += w.stats.frames_processed
+            deployment.frames_dropped += w.stats.frames_dropped
+    for w in workers:
+        report.cameras.append(w.stats.summary(w.pipeline.stats))
+        report.faces_seen += w.pipeline.stats.faces_seen
+    if errors:
+        raise errors[0]
+    return report

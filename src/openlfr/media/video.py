@@ -1,0 +1,170 @@
+"""Camera sources: video files, RTSP/HTTP streams, local cameras and image folders, behind one interface.
+
+A stream that drops is reopened with exponential back-off by the same source object, so the
+camera worker carries on without restarting; each drop and reconnection is reported through the
+``on_event`` callback. Every frame carries its capture time: the wall clock for live sources, and
+for files a camera clock that starts when the file is opened and advances at the file's frame rate.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from openlfr.errors import OpenLFRError
+from openlfr.media.images import load_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+
+
+class SourceError(OpenLFRError):
+    """A camera source cannot be opened or read."""
+
+
+@dataclass
+class Frame:
+    image: np.ndarray
+    index: int  # position in the source, counting frames that were skipped
+    captured_at: float  # seconds since the epoch
+    captured_mono: float  # time.monotonic() at capture, for latency
+
+
+def describe(uri: str) -> str:
+    if uri.isdigit():
+        return "local camera"
+    if uri.startswith(STREAM_PREFIXES):
+        return "stream"
+    path = Path(uri)
+    if path.is_dir():
+        return "image folder"
+    if path.is_file():
+        return "video file"
+    raise SourceError(f"camera source {uri!r} is neither a camera index, a stream URL, a video file nor a folder")
+
+
+class VideoSource:
+    """Frames from a file, stream or camera.
+
+    ``realtime``: deliver file frames no faster than their frame rate (as a camera would);
+    live sources are always real time. ``max_retries``: reconnection attempts per drop before
+    giving up (``None``: keep trying, as a deployed camera should).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        realtime: bool = True,
+        max_retries: int | None = None,
+        backoff: tuple[float, float] = (0.25, 8.0),
+        on_event: Callable[[str], None] | None = None,
+        open_timeout_s: float = 10.0,
+    ) -> None:
+        self.uri = uri
+        self.kind = describe(uri)
+        self.realtime = realtime
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.on_event = on_event or (lambda _message: None)
+        self.open_timeout_s = open_timeout_s
+        self.reconnects = 0
+        self._index = 0
+        self._capture: cv2.VideoCapture | None = None
+        self._folder: list[Path] | None = None
+        self._clock_start = time.time()
+        self._mono_start = time.monotonic()
+        self.fps = 25.0
+        self._open(first=True)
+
+    def _open(self, first: bool = False) -> None:
+        if self.kind == "image folder":
+            self._folder = sorted(p for p in Path(self.uri).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not self._folder:
+                raise SourceError(f"image folder {self.uri} holds no images")
+            return
+        if self.kind == "stream":
+            os.environ.setdefault(
+                "OPENCV_FFMPEG_CAPTURE_OPTIONS", f"timeout;{int(self.open_timeout_s * 1e6)}|rw_timeout;5000000"
+            )
+        target: str | int = int(self.uri) if self.kind == "local camera" else self.uri
+        capture = cv2.VideoCapture(target)
+        if not capture.isOpened():
+            capture.release()
+            if first and self.kind == "video file":
+                raise SourceError(f"{self.uri} is not a video OpenCV can decode")
+            raise SourceError(f"cannot open {self.kind} {self.uri}")
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        if fps and 1.0 <= fps <= 240.0:
+            self.fps = float(fps)
+        self._capture = capture
+
+    def _reconnect(self) -> bool:
+        delay, ceiling = self.backoff
+        attempt = 0
+        while self.max_retries is None or attempt < self.max_retries:
+            attempt += 1
+            time.sleep(delay)
+            try:
+                self._open()
+            except SourceError as exc:
+                self.on_event(f"reconnect attempt {attempt} failed: {exc}")
+                delay = min(delay * 2, ceiling)
+                continue
+            self.reconnects += 1
+            self.on_event(f"reconnected after {attempt} attempt(s)")
+            return True
+        self.on_event(f"gave up after {attempt} reconnection attempts")
+        return False
+
+    def read(self) -> Frame | None:
+        """The next frame, or ``None`` when a file or folder has ended (or a stream gave up)."""
+        if self._folder is not None:
+            if self._index >= len(self._folder):
+                return None
+            image = load_image(self._folder[self._index])
+            return self._stamp(image)
+        while True:
+            assert self._capture is not None
+            ok, image = self._capture.read()
+            if ok and image is not None:
+                return self._stamp(image)
+            if self.kind == "video file":
+                return None
+            self.on_event(f"{self.kind} {self.uri} dropped; reconnecting")
+            self._capture.release()
+            if not self._reconnect():
+                return None
+
+    def _stamp(self, image: np.ndarray) -> Frame:
+        index = self._index
+        self._index += 1
+        if self.kind in ("video file", "image folder"):
+            offset = index / self.fps
+            if self.realtime:
+                wait = self._mono_start + offset - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+            return Frame(image, index, self._clock_start + offset, self._mono_start + offset)
+        return Frame(image, index, time.time(), time.monotonic())
+
+    def skip(self, n: int) -> None:
+        """Move past frames without decoding them fully (used when processing falls behind)."""
+        for _ in range(n):
+            if self._capture is not None:
+                self._capture.grab()
+            self._index += 1
+
+    def frames(self) -> Iterator[Frame]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
