@@ -200,9 +200,7 @@ def run_deployment(
     stop = threading.Event()
     workers = []
     for name, uri in cameras:
-        source = VideoSource(
-            uri, realtime=realtime, on_event=(lambda msg, cam=name: on_event(cam, msg)) if on_event else None
-        )
+        source = VideoSource(uri, realtime=realtime, on_event=(lambda msg, cam=name: on_event(cam, msg)) if on_event else None)
         pipeline = CameraPipeline(name, engine, watchlist, config, store_alert)
         workers.append(CameraWorker(source, pipeline, stop, realtime=realtime, on_frame=on_frame))
     started = time.monotonic()
