@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import os
-import time
 import sqlite3
+import time
 from pathlib import Path
 
 import cv2

@@ -34,6 +34,7 @@ evaluate_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is
 app.add_typer(evaluate_app, name="evaluate")
 
 lfr.register(app)
+evaluate_app.command("walkby")(friendly_errors(lfr.evaluate_walkby))
 
 
 @app.command()
