@@ -69,8 +69,11 @@ def test_errors_are_one_line_with_exit_status_2(home: Path, tmp_path: Path, engi
     assert r.exit_code == 2 and "gallery 'nope' does not exist" in r.stderr
 
 
-def test_demo_runs_end_to_end() -> None:
+def test_demo_runs_the_whole_live_loop() -> None:
     r = run("demo")
     assert r.exit_code == 0, r.output
-    assert "Grace Hopper" in r.stdout and "nobody matched" in r.stdout
-    assert "2 faces found, 1 with a candidate" in r.stdout
+    out = " ".join(r.stdout.split())
+    assert "ALERT 1: Grace Hopper (GH-1906)" in out
+    assert "Eileen Collins raised no alert" in out
+    assert "2 faces seen, 1 alert(s)" in out
+    assert "engaged, confirmed" in out and "true alerts confirmed │ 1" in out

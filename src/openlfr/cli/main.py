@@ -194,42 +194,29 @@ def evaluate_lfw(
 @friendly_errors
 def demo(
     home: Annotated[
-        Path | None,
-        typer.Option("--home", help="Data directory for the demo (default: a new temporary one)."),
+        Path | None, typer.Option("--home", help="Data directory for the demo (default: a new temporary one).")
     ] = None,
     keep: Annotated[bool, typer.Option(help="Keep the temporary data directory afterwards.")] = False,
 ) -> None:
-    """Enrol Grace Hopper, then search a camera frame showing her and Eileen Collins (images ship with dependencies)."""
-    from openlfr.services import demo_images
-    from openlfr.services.gallery import enrol as enrol_person
-    from openlfr.services.gallery import identify as identify_faces
-    from openlfr.storage import Store
+    """The whole live loop on images that ship with dependencies: watchlist, authorised deployment, live
+    camera, alert for Grace Hopper and none for Eileen Collins, an officer's outcome, the published record."""
+    from openlfr.cli.lfr import print_record
+    from openlfr.services.demo import run_demo
 
     temporary = home is None
     root = Path(tempfile.mkdtemp(prefix="openlfr-demo-")) if temporary else home
     try:
-        console.rule("OpenLFR demo: enrol and identify")
-        console.print(f"Data directory: {root} (SQLite database and encrypted files)")
-        store = Store(root)
+        console.rule("OpenLFR demo: live facial recognition, end to end")
+        console.print(f"Data directory: {root} (SQLite and encrypted files; nothing to start)")
         engine = engine_for(None, root)
         console.print(f"Model pack: {engine.pack_id} (YuNet detector + SFace recogniser on ONNX Runtime)")
-        hopper = demo_images.grace_hopper_path()
-        result = enrol_person(store, engine, "GH-1906", "Grace Hopper", [hopper], gallery="demo")
-        q = result.images[0].quality
+        result = run_demo(engine, root, say=lambda line: console.print(line, highlight=False))
+        print_record(result.record)
+        alerted = {a["name"] for a in result.alerts}
         console.print(
-            f"1. Enrolled Grace Hopper from {hopper.name} (eyes {q['inter_eye_px']:.0f} px apart, quality checks passed)."
-        )
-        scene = demo_images.camera_scene()
-        console.print(
-            "2. A camera frame (held in memory only) shows Grace Hopper, changed as a camera changes a face "
-            "(rotated, smaller, darker, recompressed), and Eileen Collins, who is not enrolled."
-        )
-        results = identify_faces(store, engine, scene, gallery="demo")
-        console.print("3. Searching the gallery for every face in the frame:")
-        print_identification(results, "the camera frame", engine.native_threshold)
-        matched = sum(1 for r in results if r.candidates)
-        console.print(
-            f"Result: {len(results)} faces found, {matched} with a candidate. Nothing derived from the unmatched face was stored."
+            f"Alerted: {', '.join(sorted(alerted)) or 'nobody'}. Eileen Collins raised no alert, and nothing derived "
+            f"from her face was stored: the data directory holds only {', '.join(result.files_left)} "
+            "(the database, the key, Hopper's encrypted reference and alert images)."
         )
     finally:
         if temporary and not keep:

@@ -98,6 +98,9 @@ class PipelineConfig:
     #: After that budget, a new template needs a view this much better (eye distance x confidence).
     better_view: float = 1.15
     blur_non_alerting: bool = True
+    #: Detections narrower than this (px) are ignored: too small to recognise, and where detectors'
+    #: false positives (badges, patterns) concentrate. Faces of 24 px and up are followed.
+    min_face_px: float = 20.0
 
 
 @dataclass
@@ -153,7 +156,7 @@ class CameraPipeline:
 
     def process(self, frame: Frame) -> list[AlertEvent]:
         started = time.perf_counter()
-        detections = self.engine.detect(frame.image)
+        detections = [d for d in self.engine.detect(frame.image) if d.box[2] >= self.config.min_face_px]
         detected = time.perf_counter()
         update = self.tracker.update(detections, frame.captured_at)
         self._end(update.ended)
