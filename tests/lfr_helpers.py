@@ -25,7 +25,9 @@ def hopper_subject(store: Store, engine, reference: str = "GH-1") -> None:
     add_subject(store, engine, info, [demo_images.grace_hopper_path()])
 
 
-def ready_deployment(store: Store, video: Path, threshold: float = 0.45, confirm: tuple[int, int] = (2, 5)) -> int:
+def ready_deployment(
+    store: Store, video: Path, threshold: float = 0.45, confirm: tuple[int, int] = (2, 5), record: bool = False
+) -> int:
     """A deployment planned, watchlist built and approved, authorised: ready to go live now."""
     now = datetime.now(UTC)
     deployment_id = deployments.plan(
@@ -36,7 +38,7 @@ def ready_deployment(store: Store, video: Path, threshold: float = 0.45, confirm
         now - timedelta(minutes=1),
         now + timedelta(hours=1),
         threshold,
-        [deployments.CameraSpec("cam-1", str(video))],
+        [deployments.CameraSpec("cam-1", str(video), record)],
         "planner",
         confirm_n=confirm[0],
         confirm_m=confirm[1],

@@ -231,3 +231,23 @@ def test_image_folder_source(tmp_path: Path) -> None:
     frames = list(VideoSource(str(folder), realtime=False).frames())
     assert [f.index for f in frames] == [0, 1, 2]
     assert frames[2].image.mean() == pytest.approx(100, abs=1)
+
+
+def test_recording_in_encrypted_segments(tmp_path: Path, engine) -> None:
+    from openlfr.live.recorder import read_segment
+    from openlfr.storage.models import FootageSegment
+
+    store = Store(tmp_path / "home")
+    hopper_subject(store, engine)
+    video = walking_clip(tmp_path / "clip.mp4", [demo_images.eileen_collins()], seconds=2.5)
+    deployment_id = ready_deployment(store, video, record=True)
+    run_deployment(store, engine, deployment_id, realtime=False, segment_seconds=1.0)
+    with store.session() as s:
+        segments = s.query(FootageSegment).order_by(FootageSegment.id).all()
+        files = [(seg.file, seg.frames) for seg in segments]
+    assert len(files) == 3 and sum(n for _, n in files) == 62  # 2.5 s at 25 fps in 1-second segments
+    for relative, frames in files:
+        raw = (store.home / relative).read_bytes()
+        assert b"ftyp" not in raw[:64]  # not a readable MP4 on disk
+        assert len(read_segment(store, relative)) == frames
+    assert not list((store.home / "footage").glob("*.part.mp4"))

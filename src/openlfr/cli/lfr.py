@@ -506,7 +506,7 @@ def simulate(
         paths = walkby.write(scenario, out, advance)
     console.print(
         f"{len(scenario.passes)} passes ({watchlisted} watchlisted) in {duration:.0f} s of 1080p video: {paths['video']}\n"
-        f"Ground truth and watchlist photographs: {paths['truth']}"
+        f"Ground truth (with the LFW photographs to enrol as the watchlist): {paths['truth']}"
     )
 
 
@@ -516,6 +516,7 @@ def evaluate_walkby(
     realtime: Annotated[bool, typer.Option(help="Play the video in real time, dropping frames when busy.")] = True,
     confirm: Annotated[str, typer.Option("--confirm", help="N/M confirmation.")] = "2/5",
     out: Annotated[Path | None, typer.Option("--out", help="Write the full result as JSON here.")] = None,
+    pool: Annotated[bool, typer.Option("--pool", help="Also alert on each track's pooled template.")] = False,
     pack: PackOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -524,7 +525,9 @@ def evaluate_walkby(
     from openlfr.evaluation import walkby
 
     n, m = (int(v) for v in confirm.split("/"))
-    result = walkby.run(engine_for(pack, home), truth, threshold=threshold, realtime=realtime, confirm=(n, m))
+    result = walkby.run(
+        engine_for(pack, home), truth, threshold=threshold, realtime=realtime, confirm=(n, m), pool_templates=pool
+    )
     data = result.as_dict()
     if out:
         out.write_text(json.dumps(data, indent=2, default=str))
@@ -532,7 +535,8 @@ def evaluate_walkby(
         emit_json(data)
         return
     console.print(
-        f"Walk-by: {result.passes} passes, {result.watchlisted_passes} watchlisted; threshold {threshold}, confirm {confirm}\n"
+        f"Walk-by: {result.passes} passes, {result.watchlisted_passes} watchlisted; threshold {threshold}, "
+        f"confirm {confirm}{', pooled templates' if pool else ''}\n"
         f"  watchlisted passes alerted: {result.alerted_passes}/{result.watchlisted_passes} ({result.alerted_rate:.1%})\n"
         f"  false alerts: {result.false_alerts}; duplicate alerts: {result.duplicate_alerts}; "
         f"passes with exactly one alert: {result.passes_with_one_alert}\n"

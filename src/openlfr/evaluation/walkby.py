@@ -91,6 +91,7 @@ def run(
     realtime: bool = True,
     home: str | Path | None = None,
     confirm: tuple[int, int] = (2, 5),
+    pool_templates: bool = False,
 ) -> WalkbyResult:
     truth_path = Path(truth_path)
     scenario = Scenario.from_json(json.loads(truth_path.read_text()))

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from openlfr.core import FaceEngine
 from openlfr.errors import StoreError
 from openlfr.live.pipeline import AlertEvent, CameraPipeline, PipelineConfig, Watchlist, WorkerStats
+from openlfr.live.recorder import SegmentRecorder
 from openlfr.media.video import Frame, VideoSource
 from openlfr.services import deployments
 from openlfr.services.alerts import NewAlert, record_alert
@@ -61,8 +62,10 @@ class CameraWorker:
         stop: threading.Event,
         realtime: bool = True,
         on_frame: Callable[[CameraPipeline, Frame], None] | None = None,
+        recorder: SegmentRecorder | None = None,
     ) -> None:
         self.source = source
+        self.recorder = recorder
         self.pipeline = pipeline
         self.stop = stop
         self.realtime = realtime
@@ -79,6 +82,8 @@ class CameraWorker:
                 if frame is None:
                     break
                 self.stats.frames_read += 1
+                if self.recorder:
+                    self.recorder.write(frame)
                 self._mailbox.put(frame)
         except BaseException as exc:  # reported by the runner
             self.error = exc
@@ -94,6 +99,8 @@ class CameraWorker:
                     frame = self.source.read()
                     if frame is not None:
                         self.stats.frames_read += 1
+                        if self.recorder:
+                            self.recorder.write(frame)
                 if frame is None:
                     break
                 self.pipeline.process(frame)
@@ -104,6 +111,8 @@ class CameraWorker:
             self.error = exc
         finally:
             self.pipeline.finish()
+            if self.recorder:
+                self.recorder.close_segment()
             self.stats.frames_dropped = self._mailbox.overwritten
             self.stats.reconnects = self.source.reconnects
             self.stats.ended_mono = time.monotonic()
@@ -156,6 +165,8 @@ def run_deployment(
     on_event: Callable[[str, str], None] | None = None,
     on_frame: Callable[[CameraPipeline, Frame], None] | None = None,
     now: datetime | None = None,
+    segment_seconds: float = 60.0,
+    pool_templates: bool = False,
 ) -> LiveReport:
     """Take an authorised deployment live and run its cameras until their sources end, the planned
     end passes, ``max_seconds`` elapse or the caller interrupts (Ctrl-C)."""
@@ -165,8 +176,8 @@ def run_deployment(
         raise StoreError(f"the watchlist holds {pack_id} templates; this engine makes {engine.pack_id}")
     with store.session() as s:
         deployment = deployments.get(s, deployment_id)
-        cameras = [(c.name, c.source) for c in deployment.cameras]
-        config = PipelineConfig(deployment.threshold, deployment.confirm_n, deployment.confirm_m)
+        cameras = [(c.name, c.source, c.record) for c in deployment.cameras]
+        config = PipelineConfig(deployment.threshold, deployment.confirm_n, deployment.confirm_m, pool_templates=pool_templates)
         planned_end = deployments.utc(deployment.planned_end)
     report = LiveReport(deployment_id)
     lock = threading.Lock()
@@ -199,10 +210,11 @@ def run_deployment(
 
     stop = threading.Event()
     workers = []
-    for name, uri in cameras:
+    for name, uri, record in cameras:
         source = VideoSource(uri, realtime=realtime, on_event=(lambda msg, cam=name: on_event(cam, msg)) if on_event else None)
         pipeline = CameraPipeline(name, engine, watchlist, config, store_alert)
-        workers.append(CameraWorker(source, pipeline, stop, realtime=realtime, on_frame=on_frame))
+        recorder = SegmentRecorder(store, deployment_id, name, source.fps, segment_seconds) if record else None
+        workers.append(CameraWorker(source, pipeline, stop, realtime=realtime, on_frame=on_frame, recorder=recorder))
     started = time.monotonic()
     for w in workers:
         w.start()
