@@ -43,11 +43,7 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def align_face(
-    image: np.ndarray, landmarks: np.ndarray, template: np.ndarray = ARCFACE_112, size: int = 112
-) -> np.ndarray:
+def align_face(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray = ARCFACE_112, size: int = 112) -> np.ndarray:
     """Warp the face whose five landmarks are given into a ``size`` x ``size`` crop."""
     matrix = similarity_transform(landmarks, template * (size / 112.0))
-    return cv2.warpAffine(
-        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -25,9 +25,7 @@ def similarity_matrix(probes: np.ndarray, gallery: np.ndarray) -> np.ndarray:
     return np.atleast_2d(probes) @ gallery.T
 
 
-def top_k(
-    probes: np.ndarray, gallery: np.ndarray, k: int = 5, chunk: int = 262_144
-) -> tuple[np.ndarray, np.ndarray]:
+def top_k(probes: np.ndarray, gallery: np.ndarray, k: int = 5, chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best gallery rows for each probe: (scores, indices), each shape (probes, k'), best first.
 
     Exact search, vectorised; the gallery is scanned in chunks so memory stays bounded for

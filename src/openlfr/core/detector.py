@@ -138,11 +138,7 @@ class SCRFDDetector:
         inp = session.get_inputs()[0]
         self._input = inp.name
         shape = inp.shape
-        self._fixed = (
-            (int(shape[2]), int(shape[3]))
-            if isinstance(shape[2], int) and isinstance(shape[3], int)
-            else None
-        )
+        self._fixed = (int(shape[2]), int(shape[3])) if isinstance(shape[2], int) and isinstance(shape[3], int) else None
         self._outputs = [o.name for o in session.get_outputs()]
         if len(self._outputs) != 9:
             raise ValueError(

@@ -42,9 +42,7 @@ class FaceEngine:
         detections = self.detect(image)
         return self.describe(image, detections, with_templates)
 
-    def describe(
-        self, image: np.ndarray, detections: list[Detection], with_templates: bool = True
-    ) -> list[Face]:
+    def describe(self, image: np.ndarray, detections: list[Detection], with_templates: bool = True) -> list[Face]:
         """Quality and templates for faces already detected (e.g. by a tracker), in one batch."""
         crops = [self.align(image, d) for d in detections]
         faces = [Face(d, measure(d, c)) for d, c in zip(detections, crops, strict=True)]

@@ -49,9 +49,9 @@ class Recognizer:
         blob = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
         if self.flip:
             blob = np.concatenate([blob, blob[..., ::-1]])
-        feats = np.concatenate(
-            [self._run(blob[i : i + self.batch_size]) for i in range(0, len(blob), self.batch_size)]
-        ).astype(np.float32)
+        feats = np.concatenate([self._run(blob[i : i + self.batch_size]) for i in range(0, len(blob), self.batch_size)]).astype(
+            np.float32
+        )
         if self.flip:
             n = len(crops)
             feats = feats[:n] + feats[n:]

@@ -55,8 +55,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
             width, height = img.size
             if width * height > MAX_PIXELS:
                 raise ImageError(
-                    f"{name} is {width}x{height} pixels, larger than the {MAX_PIXELS:,}-pixel limit "
-                    "(refused before decoding)"
+                    f"{name} is {width}x{height} pixels, larger than the {MAX_PIXELS:,}-pixel limit (refused before decoding)"
                 )
             img.load()
             img = ImageOps.exif_transpose(img)
@@ -65,9 +64,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name} is not an image in a format OpenLFR can read") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(
-            f"{name} is larger than the {MAX_PIXELS:,}-pixel limit (refused before decoding: {exc})"
-        ) from exc
+        raise ImageError(f"{name} is larger than the {MAX_PIXELS:,}-pixel limit (refused before decoding: {exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name} is corrupt or truncated: {exc}") from exc
     if img.width < 8 or img.height < 8:

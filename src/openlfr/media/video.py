@@ -89,9 +89,7 @@ class VideoSource:
                 raise SourceError(f"image folder {self.uri} holds no images")
             return
         if self.kind == "stream":
-            os.environ.setdefault(
-                "OPENCV_FFMPEG_CAPTURE_OPTIONS", f"timeout;{int(self.open_timeout_s * 1e6)}|rw_timeout;5000000"
-            )
+            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", f"timeout;{int(self.open_timeout_s * 1e6)}|rw_timeout;5000000")
         target: str | int = int(self.uri) if self.kind == "local camera" else self.uri
         capture = cv2.VideoCapture(target)
         if not capture.isOpened():

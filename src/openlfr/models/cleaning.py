@@ -30,12 +30,7 @@ def _evaluate(node: onnx.NodeProto, values: dict[str, np.ndarray], opsets) -> li
     graph = helper.make_graph(
         [node],
         "fold",
-        [
-            helper.make_tensor_value_info(
-                i, helper.np_dtype_to_tensor_dtype(values[i].dtype), values[i].shape
-            )
-            for i in inputs
-        ],
+        [helper.make_tensor_value_info(i, helper.np_dtype_to_tensor_dtype(values[i].dtype), values[i].shape) for i in inputs],
         [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output],
     )
     model = helper.make_model(graph, opset_imports=opsets)
@@ -75,9 +70,7 @@ def rewrite_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
         y, slope = node.input
         out = node.output[0]
         if slope not in added:  # one slope may be shared by several PRelu nodes
-            g.initializer.append(
-                numpy_helper.from_array((1.0 - slopes[slope]).astype(np.float32), f"{slope}_one_minus")
-            )
+            g.initializer.append(numpy_helper.from_array((1.0 - slopes[slope]).astype(np.float32), f"{slope}_one_minus"))
             added.add(slope)
         nodes += [
             helper.make_node("Relu", [y], [f"{out}_relu"]),

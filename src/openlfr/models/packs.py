@@ -98,10 +98,7 @@ def _io_shapes(path: Path) -> tuple[list[list[int | str]], list[list[int | str]]
     init = {i.name for i in model.graph.initializer}
 
     def shape(vi: onnx.ValueInfoProto) -> list[int | str]:
-        return [
-            d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-            for d in vi.type.tensor_type.shape.dim
-        ]
+        return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in vi.type.tensor_type.shape.dim]
 
     inputs = [shape(i) for i in model.graph.input if i.name not in init]
     return inputs, [shape(o) for o in model.graph.output]

@@ -65,9 +65,7 @@ def record_alert(store: Store, alert: NewAlert) -> int:
             entry = s.get(WatchlistEntry, alert.entry_id)
             if entry is None:
                 raise StoreError("the watchlist entry for this alert no longer exists (deployment closed?)")
-            reference_copy = store.write_blob(
-                "alerts", store.read_blob(entry.image_file, WATCHLIST_CONTEXT), ALERT_CONTEXT
-            )
+            reference_copy = store.write_blob("alerts", store.read_blob(entry.image_file, WATCHLIST_CONTEXT), ALERT_CONTEXT)
             written.append(reference_copy)
             probe = store.write_blob("alerts", _jpeg(alert.crop), ALERT_CONTEXT)
             written.append(probe)

@@ -57,9 +57,7 @@ def get(session: Session, deployment_id: int) -> Deployment:
 
 def require_status(deployment: Deployment, *allowed: str, action: str) -> None:
     if deployment.status not in allowed:
-        raise StoreError(
-            f"deployment {deployment.id} is {deployment.status}; it must be {' or '.join(allowed)} to {action}"
-        )
+        raise StoreError(f"deployment {deployment.id} is {deployment.status}; it must be {' or '.join(allowed)} to {action}")
 
 
 def plan(

@@ -79,15 +79,9 @@ def reference_face(faces: list[Face], source: str) -> Face:
     if not faces:
         raise NoFaceError(f"no face found in {source}")
     main = max(faces, key=lambda f: f.detection.inter_eye_px)
-    others = [
-        f
-        for f in faces
-        if f is not main and f.detection.inter_eye_px >= SECOND_FACE_RATIO * main.detection.inter_eye_px
-    ]
+    others = [f for f in faces if f is not main and f.detection.inter_eye_px >= SECOND_FACE_RATIO * main.detection.inter_eye_px]
     if others:
-        raise OpenLFRError(
-            f"{source} shows {len(others) + 1} faces; a reference image must show only the person enrolled"
-        )
+        raise OpenLFRError(f"{source} shows {len(others) + 1} faces; a reference image must show only the person enrolled")
     return main
 
 

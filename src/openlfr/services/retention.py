@@ -70,9 +70,7 @@ def run(store: Store, policy: RetentionPolicy | None = None, now: datetime | Non
                 store.delete_blob(f)
             report.alert_images_deleted.append(alert.id)
         segments = s.scalars(
-            select(FootageSegment).where(
-                FootageSegment.deleted_at.is_(None), FootageSegment.ended_at <= now - policy.footage
-            )
+            select(FootageSegment).where(FootageSegment.deleted_at.is_(None), FootageSegment.ended_at <= now - policy.footage)
         ).all()
         for segment in segments:
             if segment.file:
