@@ -126,3 +126,19 @@ def test_alert_rows_keep_no_images_after_deletion(store: Store) -> None:
     with store.session() as s:
         (row,) = s.query(Alert).all()
         assert row.probe_file is None and row.frame_file is None and row.reference_file is None
+
+
+def test_retention_also_runs_inside_a_live_deployment(tmp_path: Path, engine) -> None:
+    """A live deployment runs the retention job on a schedule: an old alert's images go while it runs."""
+    store = Store(tmp_path / "home")
+    hopper_subject(store, engine)
+    first = ready_deployment(store, walking_clip(tmp_path / "a.mp4", [demo_images.grace_hopper()], seconds=1.5))
+    run_deployment(store, engine, first, realtime=False, retention_every_s=None)
+    with store.session() as s:
+        (alert,) = s.query(Alert).all()
+        alert.created_at = datetime.now(UTC) - timedelta(days=40)
+    events: list[str] = []
+    second = ready_deployment(store, walking_clip(tmp_path / "b.mp4", [demo_images.eileen_collins()], seconds=1.0))
+    run_deployment(store, engine, second, realtime=False, retention_every_s=60, on_event=lambda c, m: events.append(m))
+    assert only_alert(store)["images_deleted"]
+    assert any("retention" in m or "deleted" in m for m in events)

@@ -150,6 +150,18 @@ class LiveReport:
         }
 
 
+def _retention_loop(store: Store, stop: threading.Event, every_s: float, on_event: Callable[[str, str], None] | None) -> None:
+    """Retention runs at start and then on a schedule for as long as the deployment is live."""
+    from openlfr.services import retention
+
+    while not stop.is_set():
+        report = retention.run(store)
+        deleted = len(report.alert_images_deleted) + len(report.footage_deleted) + len(report.watchlists_deleted)
+        if deleted and on_event:
+            on_event("retention", f"deleted {deleted} item(s) past their retention period")
+        stop.wait(every_s)
+
+
 def frozen_watchlist(store: Store, deployment_id: int) -> tuple[Watchlist, str]:
     wl = deployments.load_watchlist(store, deployment_id)
     return Watchlist.build(wl.templates, wl.references, wl.names, wl.categories, wl.entry_ids), wl.pack_id
@@ -167,6 +179,7 @@ def run_deployment(
     now: datetime | None = None,
     segment_seconds: float = 60.0,
     pool_templates: bool = False,
+    retention_every_s: float | None = 3600.0,
 ) -> LiveReport:
     """Take an authorised deployment live and run its cameras until their sources end, the planned
     end passes, ``max_seconds`` elapse or the caller interrupts (Ctrl-C)."""
@@ -218,6 +231,12 @@ def run_deployment(
     started = time.monotonic()
     for w in workers:
         w.start()
+    retention_thread = None
+    if retention_every_s:
+        retention_thread = threading.Thread(
+            target=_retention_loop, args=(store, stop, retention_every_s, on_event), name="retention", daemon=True
+        )
+        retention_thread.start()
     try:
         while not all(w.join(timeout=0.2) for w in workers):
             if max_seconds is not None and time.monotonic() - started >= max_seconds:
@@ -229,8 +248,11 @@ def run_deployment(
         for w in workers:
             w.join()
     finally:
+        stop.set()
         for w in workers:
             w.close()
+        if retention_thread is not None:
+            retention_thread.join()
     for w in workers:
         w.stats.latencies_ms = latencies.get(w.pipeline.camera, [])
     errors = [w.error for w in workers if w.error is not None]
