@@ -12,6 +12,7 @@ from rich.table import Table
 
 from openlfr.cli.common import HomeOpt, JsonOpt, PackOpt, console, emit_json, engine_for, friendly_errors
 from openlfr.errors import OpenLFRError
+from openlfr.services.deployments import DEFAULT_THRESHOLD
 
 subjects_app = typer.Typer(help="Watchlist subjects: who may be sought, why, and on what authority.", no_args_is_help=True)
 deployments_app = typer.Typer(help="Plan, authorise and close deployments; build their watchlists.", no_args_is_help=True)
@@ -114,9 +115,11 @@ def deployments_plan(
     use_case: Annotated[str, typer.Option("--use-case", help="crime-hotspot, protective-security or locate-person.")],
     start: Annotated[str, typer.Option("--start", help="ISO time, 'now' or '+MINUTES'.")],
     end: Annotated[str, typer.Option("--end", help="ISO time or '+MINUTES'.")],
-    threshold: Annotated[float, typer.Option("--threshold", help="Minimum similarity score for an alert.")],
     camera: Annotated[list[str], typer.Option("--camera", help="NAME=SOURCE (file, URL, camera index or folder).")],
     by: ByOpt,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Minimum similarity score for an alert (default: calibrated 0.45).")
+    ] = DEFAULT_THRESHOLD,
     record: Annotated[list[str] | None, typer.Option("--record", help="Record footage from this camera.")] = None,
     latitude: Annotated[float | None, typer.Option("--lat")] = None,
     longitude: Annotated[float | None, typer.Option("--lon")] = None,
@@ -512,7 +515,7 @@ def simulate(
 
 def evaluate_walkby(
     truth: Annotated[Path, typer.Option("--truth", help="truth.json written by 'openlfr simulate'.")],
-    threshold: Annotated[float, typer.Option("--threshold", help="Deployment threshold.")] = 0.45,
+    threshold: Annotated[float, typer.Option("--threshold", help="Deployment threshold.")] = DEFAULT_THRESHOLD,
     realtime: Annotated[bool, typer.Option(help="Play the video in real time, dropping frames when busy.")] = True,
     confirm: Annotated[str, typer.Option("--confirm", help="N/M confirmation.")] = "2/5",
     out: Annotated[Path | None, typer.Option("--out", help="Write the full result as JSON here.")] = None,

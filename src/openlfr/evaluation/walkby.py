@@ -87,7 +87,7 @@ def run(
     engine: FaceEngine,
     truth_path: str | Path,
     video_path: str | Path | None = None,
-    threshold: float = 0.45,
+    threshold: float = deployments.DEFAULT_THRESHOLD,
     realtime: bool = True,
     home: str | Path | None = None,
     confirm: tuple[int, int] = (2, 5),

@@ -22,8 +22,7 @@ from openlfr.services.subjects import SubjectInfo, add_subject
 from openlfr.simulation.clips import walking_clip
 from openlfr.storage import Store
 
-#: The demo deployment's threshold (cosine similarity), stricter than the pack's verification threshold.
-DEMO_THRESHOLD = 0.45
+DEMO_THRESHOLD = deployments.DEFAULT_THRESHOLD
 
 
 @dataclass

@@ -27,6 +27,10 @@ USE_CASES = {
     "protective-security": "Protective security at an event or critical national infrastructure",
     "locate-person": "Intelligence about where a wanted or missing person may be",
 }
+#: Default alert threshold (cosine similarity, default pack): about 1 in 100,000 impostor pairs of
+#: LFW people score above it, and fewer than 1 in 1,000 non-mated probes exceed it against a
+#: 40-image watchlist (``benchmarks/lfw_impostors.py``). Calibrate per pack and watchlist size.
+DEFAULT_THRESHOLD = 0.45
 #: A deployment's watchlist may be built no earlier than this before the deployment starts.
 WATCHLIST_LEAD = timedelta(hours=24)
 WATCHLIST_CONTEXT = "watchlist-image"
