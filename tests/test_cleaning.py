@@ -171,9 +171,7 @@ def test_cleaned_detector_accepts_other_sizes(pack, home, engine):
         np.testing.assert_allclose(native[0].box, padded[0].box, atol=2.0)
 
 
-needs_opencv_face = pytest.mark.skipif(
-    not hasattr(cv2, "FaceDetectorYN"), reason="OpenCV without the objdetect face module"
-)
+needs_opencv_face = pytest.mark.skipif(not hasattr(cv2, "FaceDetectorYN"), reason="OpenCV without the objdetect face module")
 
 
 @needs_opencv_face
@@ -307,9 +305,7 @@ def prelu_model(shared_slope: bool = False) -> onnx.ModelProto:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 6, 8, 8])],
         [
             *inits,
-            numpy_helper.from_array(
-                np.random.default_rng(3).normal(size=(6, 6, 3, 3)).astype(np.float32) * 0.3, "conv_w"
-            ),
+            numpy_helper.from_array(np.random.default_rng(3).normal(size=(6, 6, 3, 3)).astype(np.float32) * 0.3, "conv_w"),
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

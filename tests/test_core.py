@@ -200,9 +200,7 @@ def test_frontalness_falls_with_roll():
 
 
 def good_report(**changes) -> QualityReport:
-    values = dict(
-        inter_eye_px=60.0, sharpness=300.0, brightness=120.0, contrast=50.0, frontalness=0.9, detector_score=0.95
-    )
+    values = dict(inter_eye_px=60.0, sharpness=300.0, brightness=120.0, contrast=50.0, frontalness=0.9, detector_score=0.95)
     values.update(changes)
     return QualityReport(**values)
 

@@ -56,8 +56,7 @@ def test_lfw_view2_accuracy_reproduced(test_data: Path, tmp_path: Path, model_ho
     """The issue's bar: mean accuracy >= 99.4% on LFW View 2 with the default pack (takes ~2-3 minutes)."""
     out = tmp_path / "lfw"
     result = CliRunner().invoke(
-        app, ["evaluate", "lfw", "--data", str(test_data / "lfw"), "--out", str(out), "--home", str(model_home),
-              "--json"]
+        app, ["evaluate", "lfw", "--data", str(test_data / "lfw"), "--out", str(out), "--home", str(model_home), "--json"]
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

@@ -171,9 +171,7 @@ def sha(path: Path) -> str:
         (None, (200, 300), 8, (0, 0), 1.0, False),
     ],
 )
-def test_scrfd_decodes_box_and_landmarks_in_image_coordinates(
-    tmp_path, size, image_shape, stride, cell, fit, batch_axis
-):
+def test_scrfd_decodes_box_and_landmarks_in_image_coordinates(tmp_path, size, image_shape, stride, cell, fit, batch_axis):
     model = scrfd_model(tmp_path / "det.onnx", size=size, live_stride=stride, batch_axis=batch_axis)
     detector = SCRFDDetector(session(model, threads=1))
     assert detector._fixed == size
@@ -305,9 +303,7 @@ def test_manifest_with_wrong_checksum_is_refused_naming_the_file(tmp_path):
         (json.dumps({"detector": {"file": "det_10g.onnx"}}), "not a valid pack manifest"),
         (json.dumps({"detector": "det_10g.onnx", "recognizer": "w600k_r50.onnx"}), "not a valid pack manifest"),
         (
-            json.dumps(
-                {"detector": {"file": "gone.onnx", "sha256": "0" * 64}, "recognizer": {"file": "x", "sha256": "0"}}
-            ),
+            json.dumps({"detector": {"file": "gone.onnx", "sha256": "0" * 64}, "recognizer": {"file": "x", "sha256": "0"}}),
             "gone.onnx is missing",
         ),
     ],

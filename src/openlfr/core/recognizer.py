@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
@@ -21,7 +22,7 @@ class Recognizer:
         mean: float = 0.0,
         std: float = 1.0,
         flip: bool = True,
-        batch_size: int = 16,
+        batch_size: int = 4,
     ) -> None:
         self.session = session
         self.mean = mean
@@ -43,10 +44,8 @@ class Recognizer:
         """Templates for BGR uint8 crops, shape (len(crops), dimension), each of unit length."""
         if not crops:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        rgb = np.stack(crops)[..., ::-1].astype(np.float32)
-        if self.mean or self.std != 1.0:
-            rgb = (rgb - self.mean) / self.std
-        blob = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
+        # One pass from BGR uint8 crops to an RGB float NCHW batch (OpenCV does the swap and layout).
+        blob = cv2.dnn.blobFromImages(crops, scalefactor=1.0 / self.std, mean=(self.mean,) * 3, swapRB=True)
         if self.flip:
             blob = np.concatenate([blob, blob[..., ::-1]])
         feats = np.concatenate([self._run(blob[i : i + self.batch_size]) for i in range(0, len(blob), self.batch_size)]).astype(
