@@ -8,8 +8,9 @@ anything behind, and that is handed to the alert sink (which stores it encrypted
 
 **Alerts.** A track's templates are compared with the frozen watchlist; a subject is alerted
 when at least N of the track's last M templates score at or above the threshold for them, or when
-(optionally) the track's pooled template (the quality-weighted mean of its views) does, and at most
-once per track and subject, so a person standing in view raises one alert, not a storm.
+(optionally) the track's pooled template (the quality-weighted mean of its views) does. Only the
+subject the track resembles most can be alerted, at most once per track and subject, so a person
+standing in view raises one alert, not a storm, and a face resembling two subjects names one.
 """
 
 from __future__ import annotations
@@ -205,6 +206,10 @@ class CameraPipeline:
             confirmed |= pooled_hit
             rows = np.where(pooled_hit, pooled_rows[0], rows)
             stacked = np.vstack([stacked, pooled_scores])
+        # Only the track's best-matching subject may be alerted: a face that resembles two people on
+        # the watchlist names the closer one, rather than raising an alert for each.
+        leader = int(np.argmax(stacked.max(axis=0)))
+        confirmed &= np.arange(len(confirmed)) == leader
         events = []
         for subject in np.flatnonzero(confirmed):
             if subject in alerted:
