@@ -18,6 +18,7 @@ from openlfr.live.runner import run_deployment
 from openlfr.media.video import SourceError, VideoSource
 from openlfr.services import alerts, demo_images, deployments, records
 from openlfr.storage import Store
+from openlfr.storage.models import Alert
 
 
 def snapshot(home: Path) -> dict[str, bytes]:
@@ -38,6 +39,12 @@ def test_watchlisted_person_alerted_once_and_stranger_not(tmp_path: Path, engine
     assert alert["subject"] == "GH-1" and alert["score"] >= 0.45 and alert["camera"] == "cam-1"
     comparison = alerts.comparison_image(store, alert["id"])
     assert comparison.shape[0] == 320 and comparison.shape[1] > 320
+    # The frame kept with the alert shows the alerted person; the bystander's face is pixelated.
+    with store.session() as s:
+        frame_file = s.get(Alert, alert["id"]).frame_file
+    stored = cv2.imdecode(np.frombuffer(store.read_blob(frame_file, alerts.ALERT_CONTEXT), np.uint8), 1)
+    faces = engine.faces(stored)
+    assert len(faces) == 1 and float(faces[0].template @ engine.faces(demo_images.grace_hopper())[0].template) > 0.6
 
     result = alerts.record_outcome(store, alert["id"], "arrest", "officer-b")
     assert result["legal_hold_prompt"] is True and result["adjudication"] == "match"

@@ -83,6 +83,9 @@ class AlertEvent:
     score: float
     frame: Frame
     crop: np.ndarray
+    #: The frame as stored with the alert: every other face in it pixelated, so an alert keeps no
+    #: recognisable image of bystanders who raised no alert.
+    view: np.ndarray
     emitted_mono: float
 
     @property
@@ -226,6 +229,7 @@ class CameraPipeline:
                 score=float(stacked[:, subject].max()),
                 frame=frame,
                 crop=face_crop(frame.image, track.detection),
+                view=self.operator_view(frame.image),
                 emitted_mono=time.monotonic(),
             )
             self.stats.alerts += 1

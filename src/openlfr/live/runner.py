@@ -212,7 +212,7 @@ def run_deployment(
                 frame_time=datetime.fromtimestamp(event.frame.captured_at, UTC),
                 latency_ms=event.latency_ms,
                 crop=event.crop,
-                frame=event.frame.image,
+                frame=event.view,
             ),
         )
         with lock:
