@@ -151,13 +151,6 @@ class VideoSource:
             return Frame(image, index, self._clock_start + offset, self._mono_start + offset)
         return Frame(image, index, time.time(), time.monotonic())
 
-    def skip(self, n: int) -> None:
-        """Move past frames without decoding them fully (used when processing falls behind)."""
-        for _ in range(n):
-            if self._capture is not None:
-                self._capture.grab()
-            self._index += 1
-
     def frames(self) -> Iterator[Frame]:
         while (frame := self.read()) is not None:
             yield frame

@@ -10,7 +10,7 @@ templates and images are deleted at once, and the deployment record is produced)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from sqlalchemy import select
@@ -315,7 +315,3 @@ def list_deployments(store: Store) -> list[dict]:
             }
             for d in s.scalars(select(Deployment).order_by(Deployment.id))
         ]
-
-
-def today() -> date:
-    return now_utc().date()
