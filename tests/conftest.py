@@ -33,6 +33,12 @@ def test_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def lfw_root(test_data: Path) -> Path:
+    """The LFW folder of the shared data (pairs.txt and lfw-deepfunneled/)."""
+    return test_data / "lfw"
+
+
+@pytest.fixture(scope="session")
 def model_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory holding only the cleaned model cache, shared by the session's engines."""
     return tmp_path_factory.mktemp("models-home")

@@ -7,7 +7,6 @@ at least 90% of faces 24 px wide (the smallest face size NEC claims). Timing is 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,33 +14,13 @@ import pytest
 
 from openlfr.core.types import Detection
 from openlfr.evaluation.detection import RecallResult, iou, match, measure_recall
-from openlfr.models import load_engine
 from openlfr.simulation import FaceTruth
 
-DATA_ENV = "OPENLFR_TEST_DATA"
-
 
 @pytest.fixture(scope="module")
-def lfw_root() -> Path:
-    """$OPENLFR_TEST_DATA/lfw; skip when the variable is unset, fail when it points at nothing."""
-    value = os.environ.get(DATA_ENV)
-    if not value:
-        pytest.skip(f"set {DATA_ENV} to the shared data folder (../shared/data) to measure detection recall")
-    root = Path(value) / "lfw"
-    if not (root / "lfw-deepfunneled").is_dir():
-        pytest.fail(f"{DATA_ENV}={value} is set but {root}/lfw-deepfunneled is missing", pytrace=False)
-    return root
-
-
-@pytest.fixture(scope="session")
-def recall_engine(tmp_path_factory: pytest.TempPathFactory):
-    return load_engine(home=tmp_path_factory.mktemp("recall-home"))
-
-
-@pytest.fixture(scope="module")
-def recall(recall_engine, lfw_root: Path) -> dict[int, RecallResult]:
+def recall(engine, lfw_root: Path) -> dict[int, RecallResult]:
     # 8 frames x 16 faces = 128 faces per size, different people in every frame.
-    results = measure_recall(recall_engine, lfw_root, (24, 40), frames=8, faces_per_frame=16, seed=2024)
+    results = measure_recall(engine, lfw_root, (24, 40), frames=8, faces_per_frame=16, seed=2024)
     return {int(r.face_width_px): r for r in results}
 
 

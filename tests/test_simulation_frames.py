@@ -6,7 +6,6 @@ OPENLFR_TEST_DATA (skipped when unset, failed when set but the data is not there
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -24,20 +23,6 @@ from openlfr.simulation import (
     pick_lfw_faces,
     place_patches,
 )
-
-DATA_ENV = "OPENLFR_TEST_DATA"
-
-
-@pytest.fixture(scope="module")
-def lfw_root() -> Path:
-    """$OPENLFR_TEST_DATA/lfw; skip when the variable is unset, fail when it points at nothing."""
-    value = os.environ.get(DATA_ENV)
-    if not value:
-        pytest.skip(f"set {DATA_ENV} to the shared data folder (../shared/data) to run tests on LFW")
-    root = Path(value) / "lfw"
-    if not (root / "lfw-deepfunneled").is_dir():
-        pytest.fail(f"{DATA_ENV}={value} is set but {root}/lfw-deepfunneled is missing", pytrace=False)
-    return root
 
 
 def drawn_face(seed: int, size: int = 250) -> np.ndarray:
