@@ -15,6 +15,7 @@ standing in view raises one alert, not a storm, and a face resembling two subjec
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -58,17 +59,22 @@ class Watchlist:
             entry_ids=list(entry_ids),
         )
 
+    @functools.cached_property
+    def _segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ordered by subject (stable), where each subject's run starts, and each sorted row's subject."""
+        order = np.argsort(self.subject_of_row, kind="stable")
+        subjects = self.subject_of_row[order]
+        starts = np.flatnonzero(np.r_[True, subjects[1:] != subjects[:-1]])
+        return order, starts, subjects
+
     def subject_scores(self, probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per probe and subject, the best score over the subject's images and the row that gave it."""
-        scores = probes @ self.templates.T  # (probes, rows)
-        n_subjects = len(self.references)
-        best = np.full((len(probes), n_subjects), -1.0, dtype=np.float32)
-        best_row = np.zeros((len(probes), n_subjects), dtype=np.int64)
-        for row, subj in enumerate(self.subject_of_row):
-            better = scores[:, row] > best[:, subj]
-            best[better, subj] = scores[better, row]
-            best_row[better, subj] = row
-        return best, best_row
+        """Per probe and subject, the best score over the subject's images and the (first) row that gave it."""
+        order, starts, subjects = self._segments
+        scores = (probes @ self.templates.T)[:, order]  # (probes, rows), grouped by subject
+        best = np.maximum.reduceat(scores, starts, axis=1)
+        position = np.where(scores == best[:, subjects], np.arange(len(order)), len(order))
+        best_row = order[np.minimum.reduceat(position, starts, axis=1)]
+        return best.astype(np.float32), best_row
 
 
 @dataclass
