@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from openlfr.cli import lfr
+from openlfr.cli import audit as audit_cli
+from openlfr.cli import lfr, serve, users
 from openlfr.cli.common import (
     GalleryOpt,
     HomeOpt,
@@ -34,6 +35,9 @@ evaluate_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is
 app.add_typer(evaluate_app, name="evaluate")
 
 lfr.register(app)
+users.register(app)
+audit_cli.register(app)
+serve.register(app)
 evaluate_app.command("walkby")(friendly_errors(lfr.evaluate_walkby))
 
 

@@ -180,9 +180,10 @@ def run_deployment(
     segment_seconds: float = 60.0,
     pool_templates: bool = False,
     retention_every_s: float | None = 3600.0,
+    stop: threading.Event | None = None,
 ) -> LiveReport:
     """Take an authorised deployment live and run its cameras until their sources end, the planned
-    end passes, ``max_seconds`` elapse or the caller interrupts (Ctrl-C)."""
+    end passes, ``max_seconds`` elapse, the caller interrupts (Ctrl-C) or sets ``stop``."""
     deployments.start(store, deployment_id, now=now)
     watchlist, pack_id = frozen_watchlist(store, deployment_id)
     if pack_id != engine.pack_id:
@@ -221,7 +222,7 @@ def run_deployment(
         if on_alert:
             on_alert(alert_id, event)
 
-    stop = threading.Event()
+    stop = stop or threading.Event()
     workers = []
     for name, uri, record in cameras:
         source = VideoSource(uri, realtime=realtime, on_event=(lambda msg, cam=name: on_event(cam, msg)) if on_event else None)

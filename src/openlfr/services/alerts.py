@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import select
 
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
+from openlfr.services import audit
 from openlfr.services.deployments import WATCHLIST_CONTEXT, now_utc, utc
 from openlfr.storage import Store
 from openlfr.storage.models import Alert, WatchlistEntry
@@ -88,11 +89,26 @@ def record_alert(store: Store, alert: NewAlert) -> int:
             )
             s.add(row)
             s.flush()
-            return row.id
+            alert_id = row.id
     except BaseException:
         for f in written:
             store.delete_blob(f)
         raise
+    audit.record(
+        store,
+        "alert.create",
+        "alert",
+        alert_id,
+        {
+            "deployment": alert.deployment_id,
+            "camera": alert.camera_name,
+            "track": alert.track_id,
+            "subject": alert.subject_reference,
+            "score": round(float(alert.score), 4),
+        },
+        actor="system",
+    )
+    return alert_id
 
 
 def alert_summary(a: Alert) -> dict:
@@ -141,10 +157,34 @@ def comparison_image(store: Store, alert_id: int) -> np.ndarray:
             raise StoreError(f"alert {alert_id}'s images were deleted under the retention rules")
         probe = cv2.imdecode(np.frombuffer(store.read_blob(alert.probe_file, ALERT_CONTEXT), np.uint8), 1)
         ref = cv2.imdecode(np.frombuffer(store.read_blob(alert.reference_file, ALERT_CONTEXT), np.uint8), 1)
+    audit.record(store, "alert.view_images", "alert", alert_id, {"images": ["probe", "reference"], "view": "comparison"})
     height = 320
     tiles = [cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height)) for im in (probe, ref)]
     gap = np.full((height, 16, 3), 255, np.uint8)
     return np.hstack([tiles[0], gap, tiles[1]])
+
+
+def alert_images(store: Store, alert_id: int) -> dict[str, bytes]:
+    """The alert's decrypted JPEGs (camera crop, frame, watchlist copy) for a reviewer to look at.
+
+    Viewing biometric data is audited; images deleted under retention are refused, not faked.
+    """
+    names = {"probe": "camera crop", "frame": "frame", "reference": "watchlist image"}
+    with store.session() as s:
+        alert = _get(s, alert_id)
+        if alert.images_deleted_at is not None:
+            raise StoreError(f"alert {alert_id}'s images were deleted under the retention rules")
+        files = {"probe": alert.probe_file, "frame": alert.frame_file, "reference": alert.reference_file}
+        images = {}
+        for kind, file in files.items():
+            if file is None:
+                continue
+            try:
+                images[kind] = store.read_blob(file, ALERT_CONTEXT)
+            except FileNotFoundError as exc:
+                raise StoreError(f"alert {alert_id}'s {names[kind]} file is missing from the data directory") from exc
+    audit.record(store, "alert.view_images", "alert", alert_id, {"images": sorted(images), "view": "images"})
+    return images
 
 
 def record_outcome(
@@ -178,6 +218,7 @@ def record_outcome(
         alert.outcome_at = now or now_utc()
         alert.outcome_note = note
         result = alert_summary(alert)
+    audit.record(store, "alert.outcome", "alert", alert_id, {"outcome": outcome, "adjudication": adjudication}, actor=by)
     result["legal_hold_prompt"] = outcome == "arrest" and not result["legal_hold"]
     return result
 
@@ -194,6 +235,7 @@ def set_legal_hold(store: Store, alert_id: int, supervisor: str, reason: str, no
         alert.hold_reason = reason
         alert.hold_by = supervisor
         alert.hold_at = now or now_utc()
+    audit.record(store, "alert.hold", "alert", alert_id, {"reason": reason}, actor=supervisor)
 
 
 def lift_legal_hold(store: Store, alert_id: int, supervisor: str, reason: str, now: datetime | None = None) -> None:
@@ -208,3 +250,4 @@ def lift_legal_hold(store: Store, alert_id: int, supervisor: str, reason: str, n
         alert.hold_reason = f"lifted by {supervisor} at {(now or now_utc()).isoformat()}: {reason}"
         alert.hold_by = supervisor
         alert.hold_at = now or now_utc()
+    audit.record(store, "alert.release", "alert", alert_id, {"reason": reason}, actor=supervisor)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
+from openlfr.services import audit
 from openlfr.services.gallery import IMAGE_CONTEXT, template_context
 from openlfr.services.subjects import SUBJECTS_GALLERY, subject
 from openlfr.storage import Store
@@ -111,7 +112,24 @@ def plan(
         )
         s.add(deployment)
         s.flush()
-        return deployment.id
+        deployment_id = deployment.id
+    audit.record(
+        store,
+        "deployment.plan",
+        "deployment",
+        deployment_id,
+        {
+            "name": name,
+            "location": location,
+            "use_case": use_case,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "threshold": threshold,
+            "cameras": [c.name for c in cameras],
+        },
+        actor=created_by,
+    )
+    return deployment_id
 
 
 def build_watchlist(
@@ -180,11 +198,13 @@ def build_watchlist(
                     )
             deployment.watchlist_size = len(chosen)
             s.flush()
-            return len(chosen)
+            size, entries = len(chosen), len(watchlist.entries)
     except BaseException:
         for f in written:
             store.delete_blob(f)
         raise
+    audit.record(store, "watchlist.build", "watchlist", deployment_id, {"subjects": size, "images": entries}, actor=built_by)
+    return size
 
 
 def approve_watchlist(store: Store, deployment_id: int, approved_by: str, now: datetime | None = None) -> None:
@@ -197,6 +217,8 @@ def approve_watchlist(store: Store, deployment_id: int, approved_by: str, now: d
             raise StoreError("the watchlist is already approved")
         deployment.watchlist.approved_by = approved_by
         deployment.watchlist.approved_at = now or now_utc()
+        size = deployment.watchlist_size
+    audit.record(store, "watchlist.approve", "watchlist", deployment_id, {"subjects": size}, actor=approved_by)
 
 
 def authorise(store: Store, deployment_id: int, officer: str, note: str, now: datetime | None = None) -> None:
@@ -214,6 +236,7 @@ def authorise(store: Store, deployment_id: int, officer: str, note: str, now: da
         deployment.authorised_by = officer
         deployment.authorised_at = now or now_utc()
         deployment.authorisation_note = note
+    audit.record(store, "deployment.authorise", "deployment", deployment_id, {"note": note}, actor=officer)
 
 
 def start(store: Store, deployment_id: int, now: datetime | None = None) -> None:
@@ -229,6 +252,7 @@ def start(store: Store, deployment_id: int, now: datetime | None = None) -> None
             raise StoreError(f"the deployment is planned to start at {utc(deployment.planned_start).isoformat()}")
         deployment.status = "live"
         deployment.started_at = now
+    audit.record(store, "deployment.start", "deployment", deployment_id, {"started_at": now.isoformat()})
 
 
 @dataclass
@@ -292,10 +316,16 @@ def close(store: Store, deployment_id: int, by: str, now: datetime | None = None
         deployment.ended_at = deployment.ended_at or now
         deployment.closed_at = now
         deployment.status = "closed"
-        delete_watchlist(s, store, deployment, f"deployment {deployment_id} closed by {by}")
+        reason = f"deployment {deployment_id} closed by {by}"
+        had_watchlist = deployment.watchlist is not None
+        files = delete_watchlist(s, store, deployment, reason)
         s.flush()
         deployment.record = deployment_record(s, deployment)
-        return deployment.record
+        record = deployment.record
+    if had_watchlist:
+        audit.record(store, "watchlist.delete", "watchlist", deployment_id, {"reason": reason, "files": files}, actor=by)
+    audit.record(store, "deployment.close", "deployment", deployment_id, {"closed_at": now.isoformat()}, actor=by)
+    return record
 
 
 def list_deployments(store: Store) -> list[dict]:
@@ -315,3 +345,59 @@ def list_deployments(store: Store) -> list[dict]:
             }
             for d in s.scalars(select(Deployment).order_by(Deployment.id))
         ]
+
+
+def deployment_detail(store: Store, deployment_id: int) -> dict:
+    """Everything about one deployment that its pages show, without any biometric data."""
+    with store.session() as s:
+        d = get(s, deployment_id)
+        wl = d.watchlist
+        return {
+            "id": d.id,
+            "name": d.name,
+            "location": d.location_name,
+            "latitude": d.latitude,
+            "longitude": d.longitude,
+            "use_case": d.use_case,
+            "use_case_label": USE_CASES.get(d.use_case, d.use_case),
+            "status": d.status,
+            "start": utc(d.planned_start).isoformat(),
+            "end": utc(d.planned_end).isoformat(),
+            "threshold": d.threshold,
+            "confirm": f"{d.confirm_n}/{d.confirm_m}",
+            "created_by": d.created_by,
+            "authorised_by": d.authorised_by,
+            "authorised_at": utc(d.authorised_at).isoformat() if d.authorised_at else None,
+            "authorisation_note": d.authorisation_note,
+            "started_at": utc(d.started_at).isoformat() if d.started_at else None,
+            "ended_at": utc(d.ended_at).isoformat() if d.ended_at else None,
+            "closed_at": utc(d.closed_at).isoformat() if d.closed_at else None,
+            "watchlist_size": d.watchlist_size,
+            "watchlist": None
+            if wl is None
+            else {
+                "subjects": sorted({e.subject_reference for e in wl.entries}),
+                "images": len(wl.entries),
+                "built_by": wl.built_by,
+                "built_at": utc(wl.built_at).isoformat(),
+                "approved_by": wl.approved_by,
+                "approved_at": utc(wl.approved_at).isoformat() if wl.approved_at else None,
+            },
+            "cameras": [{"name": c.name, "source": c.source, "record": c.record} for c in d.cameras],
+            "faces_seen": d.faces_seen,
+            "frames_processed": d.frames_processed,
+            "frames_dropped": d.frames_dropped,
+        }
+
+
+def add_camera(store: Store, deployment_id: int, camera: CameraSpec, by: str) -> None:
+    """Cameras can be added until the deployment is authorised (the authorisation covers them)."""
+    if not camera.name.strip() or not camera.source.strip():
+        raise OpenLFRError("a camera needs a name and a source")
+    with store.session() as s:
+        deployment = get(s, deployment_id)
+        require_status(deployment, "planned", action="add a camera")
+        if any(c.name == camera.name for c in deployment.cameras):
+            raise StoreError(f"deployment {deployment_id} already has a camera named {camera.name!r}")
+        deployment.cameras.append(Camera(name=camera.name, source=camera.source, record=camera.record))
+    audit.record(store, "camera.add", "deployment", deployment_id, {"camera": camera.name}, actor=by)

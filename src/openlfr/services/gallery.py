@@ -20,6 +20,7 @@ from openlfr.core import FaceEngine, QualityPolicy, top_k
 from openlfr.core.types import Face
 from openlfr.errors import NoFaceError, NotFoundError, OpenLFRError, QualityError, StoreError
 from openlfr.media.images import decode_image, load_image
+from openlfr.services import audit
 from openlfr.storage import Store
 from openlfr.storage.models import Gallery, Person, ReferenceImage
 
@@ -94,11 +95,13 @@ def enrol(
     gallery: str = DEFAULT_GALLERY,
     policy: QualityPolicy | None = None,
     on_person: Callable[[Session, Person], None] | None = None,
+    actor: str | None = None,
 ) -> EnrolResult:
     """Add a person (or more images of an existing one) to a gallery.
 
     ``images`` are file paths or ``(name, encoded bytes)`` pairs. ``on_person`` runs inside the
     same transaction (e.g. to store a watchlist subject's details), so it commits or fails with it.
+    ``actor`` names who enrolled them in the audit trail (default: the interface's, see ``audit.acting_as``).
     """
     if not images:
         raise OpenLFRError("at least one image is needed to enrol a person")
@@ -164,6 +167,8 @@ def enrol(
         for relative in written:
             store.delete_blob(relative)
         raise
+    details = {"gallery": gallery, "images_added": len(prepared), "total_images": total}
+    audit.record(store, "gallery.enrol", "person", reference, details, actor=actor)
     return EnrolResult(
         gallery=gallery,
         reference=reference,
@@ -208,8 +213,9 @@ def identify(
     matrix, persons = gallery_matrix(store, engine, gallery)
     picture = load_image(image) if not isinstance(image, np.ndarray) else image
     faces = engine.faces(picture)
-    results = []
+    results: list[FaceResult] = []
     if not faces:
+        _audit_search(store, gallery, results, threshold, k)
         return results
     probes = np.stack([f.template for f in faces if f.template is not None])
     scores, rows = top_k(probes, matrix, k=k * 4)
@@ -225,7 +231,20 @@ def identify(
             if len(candidates) == k:
                 break
         results.append(FaceResult(face.detection.box, face.quality.as_dict(), candidates))
+    _audit_search(store, gallery, results, threshold, k)
     return results
+
+
+def _audit_search(store: Store, gallery: str, results: list[FaceResult], threshold: float, k: int) -> None:
+    """A search is audited by what was searched and how much came back, never by the probe's face."""
+    details = {
+        "gallery": gallery,
+        "faces": len(results),
+        "candidates": sum(len(r.candidates) for r in results),
+        "threshold": round(float(threshold), 4),
+        "top_k": k,
+    }
+    audit.record(store, "gallery.identify", "gallery", gallery, details)
 
 
 def list_people(store: Store, gallery: str = DEFAULT_GALLERY) -> list[dict]:

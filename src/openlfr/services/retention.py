@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from openlfr.services import audit
 from openlfr.services.deployments import delete_watchlist, now_utc, utc
 from openlfr.storage import Store
 from openlfr.storage.models import Alert, DeletionLog, Deployment, FootageSegment
@@ -45,6 +46,7 @@ def run(store: Store, policy: RetentionPolicy | None = None, now: datetime | Non
     policy = policy or RetentionPolicy()
     now = now or now_utc()
     report = RetentionReport()
+    deleted: list[tuple[str, str, int, int, str]] = []  # (kind, record type, id, files, reason), audited after commit
     with store.session() as s:
         due = s.scalars(
             select(Alert).where(Alert.images_deleted_at.is_(None), Alert.created_at <= now - policy.alert_images)
@@ -65,6 +67,8 @@ def run(store: Store, policy: RetentionPolicy | None = None, now: datetime | Non
                     reason=f"older than {policy.alert_images.days} days, no legal hold",
                 )
             )
+            why = f"older than {policy.alert_images.days} days, no legal hold"
+            deleted.append(("alert-images", "alert", alert.id, len(files), why))
             s.flush()
             for f in files:
                 store.delete_blob(f)
@@ -86,11 +90,31 @@ def run(store: Store, policy: RetentionPolicy | None = None, now: datetime | Non
                     reason=f"older than {policy.footage.days} days",
                 )
             )
+            deleted.append(("footage", "footage", segment.id, 1, f"older than {policy.footage.days} days"))
             report.footage_deleted.append(segment.id)
         for deployment in s.scalars(select(Deployment).where(Deployment.status == "closed")):
             if deployment.watchlist is not None:
-                delete_watchlist(s, store, deployment, "deployment closed (retention sweep)")
+                reason = "deployment closed (retention sweep)"
+                files = delete_watchlist(s, store, deployment, reason)
+                deleted.append(("watchlist", "watchlist", deployment.id, files, reason))
                 report.watchlists_deleted.append(deployment.id)
+    for kind, record_type, record_id, files, reason in deleted:
+        details = {"kind": kind, "files": files, "reason": reason}
+        audit.record(store, "retention.delete", record_type, record_id, details, actor="system")
+    if deleted:
+        audit.record(
+            store,
+            "retention.run",
+            details={
+                "alert_images_deleted": len(report.alert_images_deleted),
+                "footage_deleted": len(report.footage_deleted),
+                "watchlists_deleted": len(report.watchlists_deleted),
+                "alerts_held": len(report.alerts_held),
+                "alert_days": policy.alert_images.days,
+                "footage_days": policy.footage.days,
+            },
+            actor="system",
+        )
     return report
 
 

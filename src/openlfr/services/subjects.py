@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from openlfr.core import FaceEngine
 from openlfr.errors import NotFoundError, OpenLFRError
+from openlfr.services import audit
 from openlfr.services.gallery import EnrolResult, enrol
 from openlfr.storage import Store
 from openlfr.storage.models import Gallery, Person, SubjectDetails
@@ -99,7 +100,26 @@ def add_subject(
             )
         )
 
-    return enrol(store, engine, info.reference, info.name, images, gallery=SUBJECTS_GALLERY, on_person=details)
+    result = enrol(
+        store, engine, info.reference, info.name, images, gallery=SUBJECTS_GALLERY, on_person=details, actor=info.added_by
+    )
+    audit.record(
+        store,
+        "subject.add",
+        "subject",
+        info.reference,
+        {
+            "category": info.category,
+            "reason": info.reason,
+            "image_source": info.image_source,
+            "lawful_basis": info.lawful_basis,
+            "review_date": info.review_date.isoformat(),
+            "images_added": len(result.images),
+            "under_18_justification": bool((info.under_18_justification or "").strip()),
+        },
+        actor=info.added_by,
+    )
+    return result
 
 
 def list_subjects(store: Store) -> list[dict]:
@@ -136,3 +156,37 @@ def subject(session: Session, reference: str) -> tuple[Person, SubjectDetails]:
     if row is None:
         raise NotFoundError(f"no watchlist subject with reference {reference!r}")
     return row[0], row[1]
+
+
+def subject_summary(store: Store, reference: str) -> dict:
+    """One subject's details and their reference images' quality (not the images themselves)."""
+    with store.session() as s:
+        person, d = subject(s, reference)
+        return {
+            "reference": person.reference,
+            "name": person.name,
+            "category": d.category,
+            "category_label": CATEGORIES.get(d.category, d.category),
+            "reason": d.reason,
+            "image_source": d.image_source,
+            "lawful_basis": d.lawful_basis,
+            "added_by": d.added_by,
+            "review_date": d.review_date.isoformat(),
+            "date_of_birth": d.date_of_birth.isoformat() if d.date_of_birth else None,
+            "under_18_justification": d.under_18_justification,
+            "images": [{"id": i.id, "source": i.source_name, "quality": i.quality} for i in person.images],
+        }
+
+
+def reference_image(store: Store, reference: str, image_id: int) -> bytes:
+    """A subject's reference image as stored (decrypted): a read of biometric data, so audited."""
+    from openlfr.services.gallery import IMAGE_CONTEXT
+
+    with store.session() as s:
+        person, _ = subject(s, reference)
+        image = next((i for i in person.images if i.id == image_id), None)
+        if image is None:
+            raise NotFoundError(f"subject {reference!r} has no reference image {image_id}")
+        data = store.read_blob(image.file, IMAGE_CONTEXT)
+    audit.record(store, "subject.view_image", "subject", reference, {"image_id": image_id})
+    return data

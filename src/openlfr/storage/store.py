@@ -17,6 +17,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -57,8 +59,14 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.cipher = Cipher(load_or_create_key(self.home))
+        key = load_or_create_key(self.home)
+        self.cipher = Cipher(key)
+        self._key = key
         self.sweep_orphans()
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for one purpose (e.g. the audit chain's HMAC), derived from the data key."""
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(self._key)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -1,0 +1,1 @@
+"""``openlfr serve``: the REST API (versioned under ``/api/v1``), the web console and the public site."""

@@ -1,0 +1,124 @@
+"""The FastAPI application: REST API under ``/api/v1``, the console and operations pages, the public site.
+
+Everything runs on the embedded defaults (SQLite and the data directory): ``openlfr serve`` needs
+no other server. Every route goes through :func:`openlfr.api.security.authorize`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from openlfr import __version__
+from openlfr.api.security import LoginRequired, authorize
+from openlfr.core import FaceEngine
+from openlfr.errors import NotFoundError, OpenLFRError, StoreError
+from openlfr.live.manager import AlertBus, LiveManager
+from openlfr.services.users import AuthError, PermissionDenied
+from openlfr.storage import Store
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+class EngineHolder:
+    """Loads the model pack on first need (enrolment or going live), once, and shares it."""
+
+    def __init__(self, factory: Callable[[], FaceEngine]) -> None:
+        self._factory = factory
+        self._engine: FaceEngine | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> FaceEngine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = self._factory()
+            return self._engine
+
+
+def create_app(
+    home: str | Path | None = None,
+    pack: str | None = None,
+    engine: FaceEngine | None = None,
+    store: Store | None = None,
+    secure_cookies: bool = True,
+) -> FastAPI:
+    store = store or Store(home)
+
+    def load() -> FaceEngine:
+        if engine is not None:
+            return engine
+        from openlfr.models import load_engine
+
+        return load_engine(pack, home=store.home)
+
+    engines = EngineHolder(load)
+    bus = AlertBus()
+    live = LiveManager(store, engines, bus)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        live.shutdown()
+
+    app = FastAPI(
+        title="OpenLFR",
+        version=__version__,
+        description="Accountable live facial recognition: deployments, watchlists, alerts, outcomes, audit.",
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.store = store
+    app.state.engines = engines
+    app.state.bus = bus
+    app.state.live = live
+    app.state.secure_cookies = secure_cookies
+
+    @app.exception_handler(LoginRequired)
+    async def to_login(_request: Request, exc: LoginRequired):
+        return RedirectResponse(f"/login?next={exc.next_url}", status_code=303)
+
+    def error(status: int):
+        async def handler(request: Request, exc: Exception):
+            return JSONResponse({"detail": str(exc)}, status_code=status, headers={"Cache-Control": "no-store"})
+
+        return handler
+
+    app.add_exception_handler(NotFoundError, error(404))
+    app.add_exception_handler(StoreError, error(409))
+    app.add_exception_handler(AuthError, error(401))
+    app.add_exception_handler(PermissionDenied, error(403))
+    app.add_exception_handler(OpenLFRError, error(400))
+
+    from openlfr.api.routes import admin, alerts, auth, deployments, public, subjects
+    from openlfr.web import ops_pages, pages, public_pages
+
+    guarded = [Depends(authorize)]
+    for module in (auth, subjects, deployments, alerts, admin, public):
+        app.include_router(module.router, dependencies=guarded)
+    app.include_router(pages.router, dependencies=guarded)
+    app.include_router(ops_pages.router, dependencies=guarded)
+    app.include_router(public_pages.router, dependencies=guarded)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'"
+        )
+        if not request.url.path.startswith(("/public", "/static", "/api/v1/public")):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app

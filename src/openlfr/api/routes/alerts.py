@@ -1,0 +1,124 @@
+"""Alerts: the live queue (Server-Sent Events), the images an officer compares, outcomes and legal holds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from openlfr.api.security import SignedIn
+from openlfr.services import alerts as service
+from openlfr.services.deployments import utc
+from openlfr.services.subjects import CATEGORIES, SUBJECTS_GALLERY
+from openlfr.storage import Store
+from openlfr.storage.models import Alert, Gallery, Person, SubjectDetails
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+IMAGE_KINDS = ("probe", "frame", "reference")
+#: A comment line is sent this often so proxies keep the stream open and closed tabs are noticed.
+KEEPALIVE_S = 15.0
+
+
+def alert_payload(store: Store, alert_id: int) -> dict:
+    """What a console needs to show an alert; ``captured_at_ms`` lets the browser measure latency."""
+    with store.session() as s:
+        alert = s.get(Alert, alert_id)
+        if alert is None:
+            raise HTTPException(404, f"alert {alert_id} does not exist")
+        summary = service.alert_summary(alert)
+        summary["captured_at_ms"] = round(utc(alert.frame_time).astimezone(UTC).timestamp() * 1000, 1)
+        summary["reason"] = _subject_reason(s, alert.subject_reference)
+        summary["category_label"] = CATEGORIES.get(alert.subject_category, alert.subject_category)
+        return summary
+
+
+def _subject_reason(s, reference: str) -> str | None:
+    """Why the subject is sought, from their current details (the deployment's copy goes when it closes)."""
+    row = s.execute(
+        select(SubjectDetails.reason)
+        .join(Person, Person.id == SubjectDetails.person_id)
+        .join(Gallery, Gallery.id == Person.gallery_id)
+        .where(Gallery.name == SUBJECTS_GALLERY, Person.reference == reference)
+    ).first()
+    return row[0] if row else None
+
+
+class OutcomeIn(BaseModel):
+    outcome: str
+    adjudication: str | None = None
+    note: str | None = None
+
+
+class HoldIn(BaseModel):
+    reason: str
+
+
+@router.get("/alerts")
+def list_alerts(request: Request, deployment: int | None = None, pending: bool = False) -> list[dict]:
+    return service.list_alerts(request.app.state.store, deployment, pending_only=pending)
+
+
+@router.get("/alerts/stream")
+async def stream(request: Request) -> StreamingResponse:
+    """New alerts as Server-Sent Events (``event: alert``, data = the alert as JSON)."""
+    bus = request.app.state.bus
+    queue = bus.subscribe()
+
+    async def events():
+        try:
+            yield ": connected\n\n"
+            while True:
+                if await request.is_disconnected():
+                    break
+                try:
+                    message = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                yield f"event: alert\nid: {message['id']}\ndata: {json.dumps(message)}\n\n"
+        finally:
+            bus.unsubscribe(queue)
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+
+
+@router.get("/alerts/{alert_id}")
+def get_alert(alert_id: int, request: Request) -> dict:
+    return alert_payload(request.app.state.store, alert_id)
+
+
+@router.get("/alerts/{alert_id}/images/{kind}")
+def alert_image(alert_id: int, kind: str, request: Request) -> Response:
+    """The camera crop (``probe``), the frame with bystanders pixelated, or the watchlist image. Audited; never cached."""
+    if kind not in IMAGE_KINDS:
+        raise HTTPException(404, f"unknown image kind {kind!r}; one of {', '.join(IMAGE_KINDS)}")
+    images = service.alert_images(request.app.state.store, alert_id)
+    if kind not in images:
+        raise HTTPException(410, f"alert {alert_id}'s {kind} image was deleted under the retention rules")
+    return Response(images[kind], media_type="image/jpeg", headers={"Cache-Control": "no-store, private", "Pragma": "no-cache"})
+
+
+@router.post("/alerts/{alert_id}/outcome")
+def outcome(alert_id: int, body: OutcomeIn, request: Request, user: SignedIn) -> dict:
+    return service.record_outcome(
+        request.app.state.store, alert_id, body.outcome, by=user.username, adjudication=body.adjudication, note=body.note
+    )
+
+
+@router.post("/alerts/{alert_id}/hold")
+def hold(alert_id: int, body: HoldIn, request: Request, user: SignedIn) -> dict:
+    service.set_legal_hold(request.app.state.store, alert_id, user.username, body.reason)
+    return alert_payload(request.app.state.store, alert_id)
+
+
+@router.post("/alerts/{alert_id}/release")
+def release(alert_id: int, body: HoldIn, request: Request, user: SignedIn) -> dict:
+    service.lift_legal_hold(request.app.state.store, alert_id, user.username, body.reason)
+    return alert_payload(request.app.state.store, alert_id)

@@ -1,0 +1,44 @@
+"""Signing in from a program: exchange a username and password for a bearer token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from openlfr.api.security import SESSION_COOKIE, SignedIn, client_source
+from openlfr.services import users
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+class Login(BaseModel):
+    username: str
+    password: str
+    name: str = "api"
+    days: float = 1.0
+
+
+@router.post("/auth/token")
+def issue_token(body: Login, request: Request) -> dict:
+    """Check the password (failures count towards lockout) and issue a bearer token."""
+    store = request.app.state.store
+    user = users.authenticate(store, body.username, body.password, source=client_source(request))
+    secret = users.create_token(store, user.id, body.name, days=min(body.days, 30.0), created_by=user.username)
+    return {"access_token": secret, "token_type": "bearer", "user": user.__dict__}
+
+
+@router.post("/auth/logout")
+def logout(request: Request, user: SignedIn) -> dict:
+    """End the session or revoke the token this request was made with."""
+    store = request.app.state.store
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        users.revoke_presented_token(store, header[7:].strip(), by=user.username)
+    elif request.cookies.get(SESSION_COOKIE):
+        users.end_session(store, request.cookies[SESSION_COOKIE])
+    return {"signed_out": user.username}
+
+
+@router.get("/me")
+def me(user: SignedIn) -> dict:
+    return {**user.__dict__, "role_label": users.ROLE_LABELS.get(user.role, user.role)}

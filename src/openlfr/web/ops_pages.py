@@ -1,0 +1,518 @@
+"""The operations pages (subjects, deployments, retention, records), the auditors' page and the users page.
+
+Server-rendered forms over the same services as the REST API, so the rules (life cycle, quality
+limits, who may authorise) are enforced in one place. Every POST answers with a 303 back to a
+page carrying a flash message or the service's own error text, never a stack trace. Which buttons
+a page shows is decided from :mod:`openlfr.api.policy`, so the page and the access rules cannot
+disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from openlfr.api.policy import rule_for
+from openlfr.api.routes.alerts import alert_payload
+from openlfr.api.routes.subjects import read_uploads
+from openlfr.api.security import current_user
+from openlfr.errors import NotFoundError, OpenLFRError
+from openlfr.services import alerts as alert_service
+from openlfr.services import audit, deployments, records, retention, subjects, users
+from openlfr.services.deployments import utc
+from openlfr.services.gallery import EnrolResult
+from openlfr.services.users import CurrentUser
+from openlfr.storage import Store
+from openlfr.storage.models import Alert, Deployment, Gallery, Person, ReferenceImage
+from openlfr.web.pages import redirect
+from openlfr.web.render import page
+
+router = APIRouter(include_in_schema=False)
+
+#: Human headings for the Met's published record columns (``records.COLUMNS``), in that order.
+RECORD_LABELS = {
+    "deployment_id": "Deployment",
+    "location": "Location",
+    "date": "Date",
+    "start": "Start (UTC)",
+    "end": "End (UTC)",
+    "duration_minutes": "Duration (min)",
+    "use_case": "Use case",
+    "watchlist_size": "Watchlist size",
+    "minimum_threshold": "Minimum threshold",
+    "faces_seen_estimate": "Faces seen (estimate)",
+    "total_alerts": "Total alerts",
+    "true_alerts_confirmed": "True alerts (confirmed)",
+    "true_alerts_unconfirmed": "True alerts (unconfirmed)",
+    "false_alerts_confirmed": "False alerts (confirmed)",
+    "false_alerts_unconfirmed": "False alerts (unconfirmed)",
+    "alerts_not_adjudicated": "Alerts not adjudicated",
+    "false_alert_rate_percent": "False alert rate (%)",
+    "arrests": "Arrests",
+    "other_outcomes": "Other outcomes",
+    "no_action": "No action",
+}
+#: Short names for the quality measures shown beside each reference image.
+QUALITY_LABELS = {
+    "inter_eye_px": "eyes px",
+    "sharpness": "sharpness",
+    "brightness": "brightness",
+    "contrast": "contrast",
+    "frontalness": "frontal",
+    "detector_score": "detector",
+}
+AUDIT_FILTERS = ("actor", "action", "record_type", "record_id", "since", "until")
+AUDIT_PAGE_LIMIT = 200
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def may(user: CurrentUser | None, method: str, path: str) -> bool:
+    """Whether the policy lets this user call the route (``path`` as written in policy.py)."""
+    rule = rule_for(method, path) or frozenset()
+    return user is not None and user.role in rule
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def _text(value: str | None) -> str:
+    return (value or "").strip()
+
+
+def _date(value: str | None, what: str, required: bool = True) -> date | None:
+    text = _text(value)
+    if not text:
+        if required:
+            raise OpenLFRError(f"enter the {what} (YYYY-MM-DD)")
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise OpenLFRError(f"the {what} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _utc_datetime(value: str | None, what: str, required: bool = True) -> datetime | None:
+    """A ``datetime-local`` (or plain date) field, read as UTC: the whole system keeps time in UTC."""
+    text = _text(value)
+    if not text:
+        if required:
+            raise OpenLFRError(f"enter the {what} (date and time, UTC)")
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise OpenLFRError(f"the {what} {text!r} is not a date and time (YYYY-MM-DDTHH:MM, UTC)") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _float(value: str | None, what: str) -> float | None:
+    text = _text(value)
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise OpenLFRError(f"the {what} {text!r} is not a number") from None
+
+
+def _quality_text(quality: dict) -> str:
+    parts = []
+    for key, label in QUALITY_LABELS.items():
+        if key in quality:
+            value = float(quality[key])
+            parts.append(f"{label} {value:.2f}" if abs(value) < 10 else f"{label} {value:.0f}")
+    return ", ".join(parts)
+
+
+def _enrol_summary(result: EnrolResult) -> str:
+    images = "; ".join(f"{img.source}: {_quality_text(img.quality)}" for img in result.images)
+    return (f"Subject {result.reference} ({result.name}) saved with {len(result.images)} new image(s) "
+            f"({result.total_images} in all). Quality — {images}.")
+
+
+def _subject_images(store: Store) -> dict[str, list[dict]]:
+    """Each subject's reference images with their quality measures (numbers only, never the image).
+
+    Private helper: ``services.subjects.list_subjects`` gives only a count of images.
+    """
+    with store.session() as s:
+        rows = s.execute(
+            select(Person.reference, ReferenceImage.id, ReferenceImage.source_name, ReferenceImage.quality)
+            .join(Gallery, Gallery.id == Person.gallery_id)
+            .join(ReferenceImage, ReferenceImage.person_id == Person.id)
+            .where(Gallery.name == subjects.SUBJECTS_GALLERY)
+            .order_by(Person.reference, ReferenceImage.id)
+        ).all()
+    found: dict[str, list[dict]] = {}
+    for reference, image_id, source, quality in rows:
+        found.setdefault(reference, []).append({"id": image_id, "source": source, "quality": _quality_text(quality or {})})
+    return found
+
+
+def _planned_at(store: Store, deployment_id: int) -> str | None:
+    """When the deployment was planned (``deployment_detail`` names who, not when)."""
+    with store.session() as s:
+        deployment = s.get(Deployment, deployment_id)
+        return utc(deployment.created_at).isoformat() if deployment and deployment.created_at else None
+
+
+def _kept_alerts(store: Store) -> tuple[list[dict], list[dict]]:
+    """(alerts under legal hold, alerts whose images are still kept): no names, no images."""
+    policy = retention.RetentionPolicy()
+    held, kept = [], []
+    with store.session() as s:
+        for a in s.scalars(select(Alert).where(Alert.images_deleted_at.is_(None)).order_by(Alert.id)):
+            row = {
+                "id": a.id,
+                "deployment": a.deployment_id,
+                "camera": a.camera_name,
+                "time": utc(a.frame_time).isoformat(),
+                "outcome": alert_service.OUTCOMES.get(a.outcome, a.outcome) if a.outcome else None,
+                "legal_hold": a.legal_hold,
+                "hold_reason": a.hold_reason,
+                "hold_by": a.hold_by,
+                "due": (utc(a.created_at) + policy.alert_images).isoformat(),
+            }
+            (held if a.legal_hold else kept).append(row)
+    return held, kept
+
+
+def _not_found(request: Request, exc: NotFoundError) -> Response:
+    return page(request, "message.html", status_code=404, heading="Not found", message=str(exc))
+
+
+# --- watchlist subjects --------------------------------------------------------------------------
+
+
+@router.get("/ops/subjects")
+def subjects_page(request: Request):
+    store = _store(request)
+    return page(request, "ops_subjects.html", subjects=subjects.list_subjects(store), images=_subject_images(store),
+                categories=subjects.CATEGORIES, can_add=may(request.state.user, "POST", "/ops/subjects"),
+                today=date.today().isoformat(), default_review=(date.today() + timedelta(days=180)).isoformat())
+
+
+@router.post("/ops/subjects")
+def add_subject(
+    request: Request,
+    reference: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    category: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    image_source: Annotated[str, Form()] = "",
+    lawful_basis: Annotated[str, Form()] = "",
+    review_date: Annotated[str, Form()] = "",
+    date_of_birth: Annotated[str, Form()] = "",
+    under_18_justification: Annotated[str, Form()] = "",
+    images: Annotated[list[UploadFile] | None, File()] = None,
+):
+    """Enrol a subject from the upload form; the service checks every image before anything is stored."""
+    user = current_user(request)
+    try:
+        if not _text(reference) or not _text(name):
+            raise OpenLFRError("a subject needs a reference and a name")
+        chosen = [f for f in images or [] if f.filename]
+        if not chosen:
+            raise OpenLFRError("choose at least one reference image")
+        info = subjects.SubjectInfo(
+            reference=_text(reference), name=_text(name), category=category, reason=_text(reason),
+            image_source=_text(image_source), lawful_basis=_text(lawful_basis), added_by=user.username,
+            review_date=_date(review_date, "review date"),
+            date_of_birth=_date(date_of_birth, "date of birth", required=False),
+            under_18_justification=_text(under_18_justification) or None,
+        )
+        result = subjects.add_subject(_store(request), request.app.state.engines(), info, read_uploads(chosen))
+    except OpenLFRError as exc:
+        return redirect("/ops/subjects", error=f"Subject not saved: {exc}")
+    return redirect("/ops/subjects", flash=_enrol_summary(result))
+
+
+# --- deployments ---------------------------------------------------------------------------------
+
+
+@router.get("/ops/deployments")
+def deployments_page(request: Request):
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    return page(
+        request, "ops_deployments.html", deployments=deployments.list_deployments(_store(request)),
+        use_cases=deployments.USE_CASES, can_plan=may(request.state.user, "POST", "/ops/deployments"),
+        default_threshold=deployments.DEFAULT_THRESHOLD,
+        default_start=now.strftime("%Y-%m-%dT%H:%M"), default_end=(now + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M"),
+    )
+
+
+@router.post("/ops/deployments")
+def plan_deployment(
+    request: Request,
+    name: Annotated[str, Form()] = "",
+    location: Annotated[str, Form()] = "",
+    latitude: Annotated[str, Form()] = "",
+    longitude: Annotated[str, Form()] = "",
+    use_case: Annotated[str, Form()] = "",
+    start: Annotated[str, Form()] = "",
+    end: Annotated[str, Form()] = "",
+    threshold: Annotated[str, Form()] = "",
+    camera_name: Annotated[str, Form()] = "",
+    camera_source: Annotated[str, Form()] = "",
+):
+    user = current_user(request)
+    try:
+        if not _text(name) or not _text(location):
+            raise OpenLFRError("a deployment needs a name and a location")
+        if not _text(camera_name) or not _text(camera_source):
+            raise OpenLFRError("a deployment needs a camera: give its name and source")
+        value = _float(threshold, "threshold")
+        deployment_id = deployments.plan(
+            _store(request), _text(name), _text(location), use_case, _utc_datetime(start, "start"),
+            _utc_datetime(end, "end"), deployments.DEFAULT_THRESHOLD if value is None else value,
+            [deployments.CameraSpec(_text(camera_name), _text(camera_source))], created_by=user.username,
+            latitude=_float(latitude, "latitude"), longitude=_float(longitude, "longitude"),
+        )
+    except OpenLFRError as exc:
+        return redirect("/ops/deployments", error=f"Deployment not planned: {exc}")
+    return redirect(f"/ops/deployments/{deployment_id}", flash=f"Deployment {deployment_id} planned. Next: build its watchlist.")
+
+
+@router.get("/ops/deployments/{deployment_id}")
+def deployment_page(deployment_id: int, request: Request):
+    store = _store(request)
+    user = request.state.user
+    try:
+        d = deployments.deployment_detail(store, deployment_id)
+    except NotFoundError as exc:
+        return _not_found(request, exc)
+    base = "/ops/deployments/{deployment_id}"
+    wl = d["watchlist"]
+    run = request.app.state.live.run(deployment_id)
+    running = bool(run and run.thread.is_alive())
+    status = d["status"]
+    actions = {
+        "watchlist": status == "planned" and not (wl and wl["approved_at"]) and may(user, "POST", base + "/watchlist"),
+        "approve": status == "planned" and bool(wl) and not wl["approved_at"] and may(user, "POST", base + "/approve"),
+        "authorise": status == "planned" and bool(wl and wl["approved_at"]) and may(user, "POST", base + "/authorise"),
+        "start": status in ("authorised", "live") and not running and may(user, "POST", base + "/start"),
+        "stop": running and may(user, "POST", base + "/stop"),
+        "close": status != "closed" and may(user, "POST", base + "/close"),
+    }
+    record = None
+    if status == "closed":
+        with store.session() as s:
+            record = records.record_for(s, deployment_id)
+    today = date.today().isoformat()
+    pool = subjects.list_subjects(store) if actions["watchlist"] else []
+    return page(
+        request, "ops_deployment.html", d=d, planned_at=_planned_at(store, deployment_id), actions=actions,
+        running=running, run_error=run.error if run else None, record=record, record_labels=RECORD_LABELS,
+        subjects=[{**s, "expired": s["review_date"] < today} for s in pool], categories=subjects.CATEGORIES,
+        can_watch_live=status == "live" and may(user, "GET", "/console/live/{deployment_id}"),
+    )
+
+
+def _lifecycle_step(deployment_id: int, done: str, action) -> Response:
+    """Run one life-cycle service call; back to the deployment page with what happened or why not."""
+    try:
+        message = action()
+    except OpenLFRError as exc:
+        return redirect(f"/ops/deployments/{deployment_id}", error=str(exc))
+    return redirect(f"/ops/deployments/{deployment_id}", flash=message or done)
+
+
+@router.post("/ops/deployments/{deployment_id}/watchlist")
+def build_watchlist(deployment_id: int, request: Request, subject: Annotated[list[str] | None, Form()] = None):
+    user = current_user(request)
+    chosen = [r for r in subject or [] if r.strip()]
+
+    def build() -> str:
+        if not chosen:
+            raise OpenLFRError("tick at least one subject for the watchlist")
+        size = deployments.build_watchlist(_store(request), deployment_id, chosen, built_by=user.username)
+        return f"Watchlist built with {size} subject(s). An authorising officer must approve it."
+
+    return _lifecycle_step(deployment_id, "", build)
+
+
+@router.post("/ops/deployments/{deployment_id}/approve")
+def approve_watchlist(deployment_id: int, request: Request):
+    user = current_user(request)
+    return _lifecycle_step(
+        deployment_id, "Watchlist approved and frozen.",
+        lambda: deployments.approve_watchlist(_store(request), deployment_id, approved_by=user.username),
+    )
+
+
+@router.post("/ops/deployments/{deployment_id}/authorise")
+def authorise(deployment_id: int, request: Request, note: Annotated[str, Form()] = ""):
+    user = current_user(request)
+    return _lifecycle_step(
+        deployment_id, "Deployment authorised: it may now go live.",
+        lambda: deployments.authorise(_store(request), deployment_id, officer=user.username, note=note),
+    )
+
+
+@router.post("/ops/deployments/{deployment_id}/start")
+def start(deployment_id: int, request: Request):
+    """Go live (as the REST route does) and take the officer to the alert queue."""
+    store = _store(request)
+    try:
+        request.app.state.live.start(deployment_id, lambda alert_id: alert_payload(store, alert_id))
+    except OpenLFRError as exc:
+        return redirect(f"/ops/deployments/{deployment_id}", error=str(exc))
+    return redirect("/console", flash=f"Deployment {deployment_id} is live: alerts appear here.")
+
+
+@router.post("/ops/deployments/{deployment_id}/stop")
+def stop(deployment_id: int, request: Request):
+    def halt() -> str:
+        deployments.deployment_detail(_store(request), deployment_id)  # NotFoundError for an unknown id
+        run = request.app.state.live.stop(deployment_id)
+        if run is None:
+            return "The cameras were not running."
+        return "Cameras stopped. The deployment stays open for outcomes until it is closed."
+
+    return _lifecycle_step(deployment_id, "", halt)
+
+
+@router.post("/ops/deployments/{deployment_id}/close")
+def close(deployment_id: int, request: Request):
+    user = current_user(request)
+
+    def shut() -> str:
+        request.app.state.live.stop(deployment_id)
+        deployments.close(_store(request), deployment_id, by=user.username)
+        return "Deployment closed: its watchlist was deleted and its record published."
+
+    return _lifecycle_step(deployment_id, "", shut)
+
+
+# --- retention and legal holds -------------------------------------------------------------------
+
+
+@router.get("/ops/retention")
+def retention_page(request: Request):
+    store = _store(request)
+    user = request.state.user
+    held, kept = _kept_alerts(store)
+    return page(
+        request, "ops_retention.html", policy=retention.RetentionPolicy(), log=retention.deletion_log(store),
+        held=held, kept=kept, can_run=may(user, "POST", "/ops/retention/run"),
+        can_hold=may(user, "POST", "/ops/alerts/{alert_id}/hold"),
+        can_release=may(user, "POST", "/ops/alerts/{alert_id}/release"),
+    )
+
+
+@router.post("/ops/retention/run")
+def run_retention(request: Request):
+    try:
+        report = retention.run(_store(request))
+    except OpenLFRError as exc:
+        return redirect("/ops/retention", error=str(exc))
+
+    def ids(values: list[int]) -> str:
+        return f" ({', '.join(map(str, values))})" if values else ""
+
+    message = (
+        f"Retention run: images of {len(report.alert_images_deleted)} alert(s) deleted{ids(report.alert_images_deleted)}; "
+        f"{len(report.footage_deleted)} footage segment(s) deleted; "
+        f"{len(report.watchlists_deleted)} watchlist(s) of closed deployments deleted{ids(report.watchlists_deleted)}; "
+        f"{len(report.alerts_held)} alert(s) kept under legal hold{ids(report.alerts_held)}."
+    )
+    return redirect("/ops/retention", flash=message)
+
+
+@router.post("/ops/alerts/{alert_id}/hold")
+def hold(alert_id: int, request: Request, reason: Annotated[str, Form()] = ""):
+    user = current_user(request)
+    try:
+        alert_service.set_legal_hold(_store(request), alert_id, user.username, reason)
+    except OpenLFRError as exc:
+        return redirect("/ops/retention", error=f"Alert {alert_id}: {exc}")
+    return redirect("/ops/retention", flash=f"Alert {alert_id} is under legal hold: its images are kept until it is lifted.")
+
+
+@router.post("/ops/alerts/{alert_id}/release")
+def release(alert_id: int, request: Request, reason: Annotated[str, Form()] = ""):
+    user = current_user(request)
+    try:
+        alert_service.lift_legal_hold(_store(request), alert_id, user.username, reason)
+    except OpenLFRError as exc:
+        return redirect("/ops/retention", error=f"Alert {alert_id}: {exc}")
+    return redirect("/ops/retention", flash=f"Legal hold on alert {alert_id} lifted: the normal retention period applies again.")
+
+
+# --- records -------------------------------------------------------------------------------------
+
+
+@router.get("/ops/records")
+def records_page(request: Request):
+    store = _store(request)
+    closed = [d["id"] for d in deployments.list_deployments(store) if d["status"] == "closed"]
+    with store.session() as s:
+        rows = [records.record_for(s, deployment_id) for deployment_id in closed]
+    return page(request, "ops_records.html", records=rows, columns=records.COLUMNS, labels=RECORD_LABELS)
+
+
+# --- audit ---------------------------------------------------------------------------------------
+
+
+@router.get("/audit")
+def audit_page(request: Request):
+    """Search the trail, check the chain, export. A search is itself an audited act."""
+    store = _store(request)
+    params = request.query_params
+    filters = {key: _text(params.get(key)) for key in AUDIT_FILTERS}
+    submitted = any(key in params for key in AUDIT_FILTERS)
+    error = None
+    events: list[dict] = []
+    export = ""
+    try:
+        since = _utc_datetime(filters["since"], "'since' time", required=False)
+        until = _utc_datetime(filters["until"], "'until' time", required=False)
+    except OpenLFRError as exc:
+        error, since, until = str(exc), None, None
+    else:
+        events = audit.search(store, actor=filters["actor"] or None, action=filters["action"] or None,
+                              record_type=filters["record_type"] or None, record_id=filters["record_id"] or None,
+                              since=since, until=until, limit=AUDIT_PAGE_LIMIT)
+        query = {k: v for k, v in filters.items() if v and k not in ("since", "until")}
+        query |= {k: v.isoformat() for k, v in (("since", since), ("until", until)) if v}
+        export = urlencode(query)
+        if submitted:
+            audit.record(store, "audit.search", details={**{k: v for k, v in filters.items() if v}, "results": len(events)})
+    for e in events:
+        e["details_text"] = json.dumps(e["details"], sort_keys=True, ensure_ascii=False) if e["details"] else ""
+    return page(request, "audit.html", error=error, filters=filters, events=events, limit=AUDIT_PAGE_LIMIT,
+                verification=audit.verify(store), export=export)
+
+
+# --- users ---------------------------------------------------------------------------------------
+
+
+@router.get("/admin/users")
+def users_page(request: Request):
+    return page(request, "admin_users.html", users=users.list_users(_store(request)), roles=users.ROLE_LABELS,
+                min_password=users.MIN_PASSWORD_LENGTH)
+
+
+@router.post("/admin/users")
+def create_user(
+    request: Request,
+    username: Annotated[str, Form()] = "",
+    display_name: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+):
+    user = current_user(request)
+    try:
+        created = users.create_user(_store(request), username, display_name, role, password, created_by=user.username)
+    except OpenLFRError as exc:
+        return redirect("/admin/users", error=f"Account not created: {exc}")
+    return redirect("/admin/users", flash=f"Account {created.username} created ({created.role_label}).")

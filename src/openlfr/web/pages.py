@@ -1,0 +1,136 @@
+"""Signing in and out, and the review console: the live alert queue, one alert, live camera views."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+
+from openlfr.api.policy import ADMIN, AUDITOR, AUTHORISER, EXAMINER, OPERATOR, REVIEWER
+from openlfr.api.routes.alerts import alert_payload
+from openlfr.api.security import SESSION_COOKIE, client_source, current_user
+from openlfr.errors import OpenLFRError
+from openlfr.services import alerts as alert_service
+from openlfr.services import deployments, users
+from openlfr.services.subjects import CATEGORIES
+from openlfr.services.users import AuthError
+from openlfr.web.render import page
+
+router = APIRouter(include_in_schema=False)
+
+HOME_FOR_ROLE = {
+    OPERATOR: "/console",
+    REVIEWER: "/console",
+    AUTHORISER: "/ops/deployments",
+    ADMIN: "/admin/users",
+    AUDITOR: "/audit",
+    EXAMINER: "/public",
+}
+
+
+def redirect(url: str, flash: str | None = None, error: str | None = None) -> RedirectResponse:
+    if flash:
+        url += ("&" if "?" in url else "?") + "flash=" + quote(flash)
+    if error:
+        url += ("&" if "?" in url else "?") + "error=" + quote(error)
+    return RedirectResponse(url, status_code=303)
+
+
+def safe_next(value: str | None) -> str | None:
+    """Only local paths: a login link must not bounce the officer to another site."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return None
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None):
+    return page(request, "login.html", next_url=safe_next(next) or "")
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str | None, Form()] = None,
+):
+    store = request.app.state.store
+    try:
+        user = users.authenticate(store, username, password, source=client_source(request))
+    except AuthError as exc:
+        return page(request, "login.html", status_code=401, error=str(exc), next_url=safe_next(next) or "")
+    secret, _csrf = users.create_session(store, user, source=client_source(request))
+    response = redirect(safe_next(next) or HOME_FOR_ROLE.get(user.role, "/"))
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        httponly=True,
+        samesite="strict",
+        secure=request.app.state.secure_cookies,
+        max_age=12 * 3600,
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request):
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        users.end_session(request.app.state.store, cookie)
+    response = redirect("/login", flash="Signed out.")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+def home(request: Request):
+    user = current_user(request)
+    return redirect(HOME_FOR_ROLE.get(user.role, "/public"))
+
+
+@router.get("/console")
+def console(request: Request):
+    store = request.app.state.store
+    alerts = alert_service.list_alerts(store)
+    pending = [a for a in reversed(alerts) if a["outcome"] is None]
+    decided = [a for a in reversed(alerts) if a["outcome"] is not None][:20]
+    return page(
+        request,
+        "console.html",
+        pending=pending,
+        decided=decided,
+        categories=CATEGORIES,
+        outcomes=alert_service.OUTCOMES,
+        live=request.app.state.live.status(),
+    )
+
+
+@router.get("/console/alerts/{alert_id}")
+def alert_page(alert_id: int, request: Request):
+    user = current_user(request)
+    a = alert_payload(request.app.state.store, alert_id)
+    return page(request, "alert.html", a=a, outcomes=alert_service.OUTCOMES, can_decide=user.role in (OPERATOR, REVIEWER))
+
+
+@router.post("/console/alerts/{alert_id}/outcome")
+def alert_outcome(alert_id: int, request: Request, choice: Annotated[str, Form()], note: Annotated[str | None, Form()] = None):
+    """One tap: the button carries the outcome, and for 'no action' the officer's judgement too."""
+    user = current_user(request)
+    outcome, _, judged = choice.partition(":")
+    try:
+        alert_service.record_outcome(
+            request.app.state.store, alert_id, outcome, by=user.username, adjudication=judged or None, note=note or None
+        )
+    except OpenLFRError as exc:
+        return redirect(f"/console/alerts/{alert_id}", error=str(exc))
+    return redirect("/console", flash=f"Alert {alert_id}: {alert_service.OUTCOMES[outcome]} recorded.")
+
+
+@router.get("/console/live/{deployment_id}")
+def live_view(deployment_id: int, request: Request):
+    detail = deployments.deployment_detail(request.app.state.store, deployment_id)
+    return page(request, "live.html", deployment=detail)
