@@ -61,13 +61,16 @@ def _browser_or_skip() -> str:
 
 
 def street_clip(path: Path, seconds_after: float = 6.0, fps: float = 25.0) -> Path:
-    """An empty street, then Grace Hopper (the watchlisted subject) walking slowly across it."""
+    """An empty street, then Grace Hopper (watchlisted) and Eileen Collins (not) walking across it."""
     width, height = 960, 540
     rng = np.random.default_rng(3)
     street = cv2.GaussianBlur(np.clip(rng.normal(115, 18, (height, width, 3)), 0, 255).astype(np.uint8), (0, 0), 3)
     photo = demo_images.grace_hopper()
     face = cv2.resize(photo, (180, round(photo.shape[0] * 180 / photo.shape[1])), interpolation=cv2.INTER_AREA)
     fh, fw = face.shape[:2]
+    other = demo_images.eileen_collins()
+    passer = cv2.resize(other, (170, round(other.shape[0] * 170 / other.shape[1])), interpolation=cv2.INTER_AREA)
+    ph, pw = passer.shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     lead, walk = round(LEAD_IN_S * fps), round(seconds_after * fps)
     for n in range(lead + walk):
@@ -75,6 +78,8 @@ def street_clip(path: Path, seconds_after: float = 6.0, fps: float = 25.0) -> Pa
         if n >= lead:
             x = int(60 + (width - fw - 120) * (n - lead) / max(walk - 1, 1))
             frame[40 : 40 + fh, x : x + fw] = face
+            x2 = width - pw - (x - 60) - 60
+            frame[height - ph - 10 : height - 10, x2 : x2 + pw] = passer
         writer.write(frame)
     writer.release()
     return path
@@ -173,6 +178,8 @@ def test_alert_reaches_console_live_is_adjudicated_and_published(served) -> None
             arrivals = page.evaluate("window.openlfrAlerts")
             assert arrivals, "the alert was on the page but did not come through the live stream"
             shot(page, "03-console-alert-arrived")
+            raised = page.request.get(f"{url}/api/v1/alerts").json()
+            assert {a["subject"] for a in raised} == {"GH-1"}, "only the watchlisted person may raise an alert"
             page.goto(f"{url}/console/live/{deployment_id}")
             page.wait_for_timeout(800)
             shot(page, "04-operator-live-view-blurred")

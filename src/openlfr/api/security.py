@@ -83,7 +83,7 @@ async def authorize(request: Request) -> CurrentUser | None:
         raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
     if user is not None:
         # Async dependency: the context variable is copied into the thread that runs the route.
-        audit._current.set(audit.Actor(user.username, user.role, client_source(request)))
+        audit.set_actor(audit.Actor(user.username, user.role, client_source(request)))
     return user
 
 

@@ -34,6 +34,20 @@ app = typer.Typer(
 evaluate_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is_help=True)
 app.add_typer(evaluate_app, name="evaluate")
 
+
+
+@app.callback()
+def command_line_identity(ctx: typer.Context) -> None:
+    """Attribute audit events of this command to the operating-system user (source "cli") unless a
+    command names the officer itself (``--by``)."""
+    import getpass
+
+    from openlfr.services import audit
+
+    token = audit.set_actor(audit.Actor(f"cli:{getpass.getuser()}", None, "cli"))
+    ctx.call_on_close(lambda: audit.reset_actor(token))
+
+
 lfr.register(app)
 users.register(app)
 audit_cli.register(app)
@@ -220,7 +234,7 @@ def demo(
         console.print(
             f"Alerted: {', '.join(sorted(alerted)) or 'nobody'}. Eileen Collins raised no alert, and nothing derived "
             f"from her face was stored: the data directory holds only {', '.join(result.files_left)} "
-            "(the database, the key, Hopper's encrypted reference and alert images)."
+            "(the database, the key, the audit trail's anchor, Hopper's encrypted reference and alert images)."
         )
     finally:
         if temporary and not keep:

@@ -59,6 +59,15 @@ def acting_as(name: str, role: str | None = None, source: str | None = None) -> 
         _current.reset(token)
 
 
+def set_actor(actor: Actor) -> contextvars.Token:
+    """Attribute what follows in this context (a CLI command, an API request) to ``actor``."""
+    return _current.set(actor)
+
+
+def reset_actor(token: contextvars.Token) -> None:
+    _current.reset(token)
+
+
 def current_actor() -> Actor | None:
     return _current.get()
 

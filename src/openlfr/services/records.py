@@ -84,10 +84,11 @@ def deployment_record(session: Session, deployment: Deployment) -> dict:
 
 
 def record_for(session: Session, deployment_id: int) -> dict:
+    """The record as it stands now: outcomes recorded after closing count too (the snapshot taken at
+    close stays in ``Deployment.record``)."""
     from openlfr.services.deployments import get
 
-    deployment = get(session, deployment_id)
-    return deployment.record or deployment_record(session, deployment)
+    return deployment_record(session, get(session, deployment_id))
 
 
 def to_csv(records: list[dict]) -> str:

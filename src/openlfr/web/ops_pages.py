@@ -165,6 +165,18 @@ def _planned_at(store: Store, deployment_id: int) -> str | None:
         return utc(deployment.created_at).isoformat() if deployment and deployment.created_at else None
 
 
+def _watchlist_history(store: Store, deployment_id: int) -> dict[str, dict]:
+    """Who built, approved and deleted a deployment's watchlist, from the audit trail.
+
+    Once a deployment closes its watchlist row is gone (deleted with the biometric copies), so the
+    life cycle of a closed deployment is shown from the trail. Newest event per action.
+    """
+    history: dict[str, dict] = {}
+    for e in audit.search(store, record_type="watchlist", record_id=str(deployment_id), action="watchlist."):
+        history.setdefault(e["action"].removeprefix("watchlist."), e)
+    return history
+
+
 def _kept_alerts(store: Store) -> tuple[list[dict], list[dict]]:
     """(alerts under legal hold, alerts whose images are still kept): no names, no images."""
     policy = retention.RetentionPolicy()
@@ -311,6 +323,7 @@ def deployment_page(deployment_id: int, request: Request):
     pool = subjects.list_subjects(store) if actions["watchlist"] else []
     return page(
         request, "ops_deployment.html", d=d, planned_at=_planned_at(store, deployment_id), actions=actions,
+        history=_watchlist_history(store, deployment_id) if wl is None else {},
         running=running, run_error=run.error if run else None, record=record, record_labels=RECORD_LABELS,
         subjects=[{**s, "expired": s["review_date"] < today} for s in pool], categories=subjects.CATEGORIES,
         can_watch_live=status == "live" and may(user, "GET", "/console/live/{deployment_id}"),
@@ -363,6 +376,9 @@ def start(deployment_id: int, request: Request):
     """Go live (as the REST route does) and take the officer to the alert queue."""
     store = _store(request)
     try:
+        status = deployments.deployment_detail(store, deployment_id)["status"]
+        if status not in ("authorised", "live"):  # refuse before the model pack is loaded for nothing
+            raise OpenLFRError(f"deployment {deployment_id} is {status}; it must be authorised to go live")
         request.app.state.live.start(deployment_id, lambda alert_id: alert_payload(store, alert_id))
     except OpenLFRError as exc:
         return redirect(f"/ops/deployments/{deployment_id}", error=str(exc))
