@@ -119,7 +119,8 @@ def served(tmp_path_factory, engine, model_home):
 
     port = _free_port()
     log = open(home / "server.log", "wb")  # noqa: SIM115 - closed below
-    command = [sys.executable, "-c", "from openlfr.cli.main import app; app()", "serve", "--home", str(home), "--port", str(port), "--http-cookies"]  # fmt: skip
+    serve = ["serve", "--home", str(home), "--port", str(port), "--http-cookies"]
+    command = [sys.executable, "-c", "from openlfr.cli.main import app; app()", *serve]
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://localhost:{port}"
     deadline = time.monotonic() + 60
@@ -151,7 +152,7 @@ def test_alert_reaches_console_live_is_adjudicated_and_published(served) -> None
     from playwright.sync_api import sync_playwright
 
     executable = _browser_or_skip()
-    url, deployment_id, home = served
+    url, deployment_id, _home = served
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shots: list[str] = []
 
@@ -185,7 +186,9 @@ def test_alert_reaches_console_live_is_adjudicated_and_published(served) -> None
             shot(page, "04-operator-live-view-blurred")
 
             # --- A reviewing officer on a phone compares the images and records the outcome. ---------
-            phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+            phone = browser.new_context(
+                viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+            )
             mobile = phone.new_page()
             _sign_in(mobile, url, "rita-reviewer")
             mobile.goto(f"{url}/console")
