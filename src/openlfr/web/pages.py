@@ -13,7 +13,7 @@ from openlfr.api.routes.alerts import alert_payload
 from openlfr.api.security import SESSION_COOKIE, client_source, current_user
 from openlfr.errors import OpenLFRError
 from openlfr.services import alerts as alert_service
-from openlfr.services import deployments, users
+from openlfr.services import audit, deployments, users
 from openlfr.services.subjects import CATEGORIES
 from openlfr.services.users import AuthError
 from openlfr.web.render import page
@@ -113,6 +113,7 @@ def console(request: Request):
 def alert_page(alert_id: int, request: Request):
     user = current_user(request)
     a = alert_payload(request.app.state.store, alert_id)
+    audit.record(request.app.state.store, "alert.view", "alert", alert_id)
     return page(request, "alert.html", a=a, outcomes=alert_service.OUTCOMES, can_decide=user.role in (OPERATOR, REVIEWER))
 
 
@@ -133,4 +134,5 @@ def alert_outcome(alert_id: int, request: Request, choice: Annotated[str, Form()
 @router.get("/console/live/{deployment_id}")
 def live_view(deployment_id: int, request: Request):
     detail = deployments.deployment_detail(request.app.state.store, deployment_id)
+    audit.record(request.app.state.store, "live.view", "deployment", deployment_id, {"cameras": len(detail["cameras"])})
     return page(request, "live.html", deployment=detail)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from openlfr.api.security import SignedIn
 from openlfr.services import alerts as service
+from openlfr.services import audit
 from openlfr.services.deployments import utc
 from openlfr.services.subjects import CATEGORIES, SUBJECTS_GALLERY
 from openlfr.storage import Store
@@ -91,7 +92,9 @@ async def stream(request: Request) -> StreamingResponse:
 
 @router.get("/alerts/{alert_id}")
 def get_alert(alert_id: int, request: Request) -> dict:
-    return alert_payload(request.app.state.store, alert_id)
+    payload = alert_payload(request.app.state.store, alert_id)
+    audit.record(request.app.state.store, "alert.view", "alert", alert_id)
+    return payload
 
 
 @router.get("/alerts/{alert_id}/images/{kind}")
