@@ -299,3 +299,111 @@ class AuditEvent(Base):
     details: Mapped[dict] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# --- Retrospective facial recognition ------------------------------------------------------------
+#
+# The custody image database: records (one per custody record id) with one or more images, each
+# stored encrypted with its encrypted template. Searches are bound to a case and a justification;
+# their candidates are reviewed by examiners, and a possible match needs a second examiner.
+
+
+class CustodyRecord(Base):
+    __tablename__ = "custody_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    custody_id: Mapped[str] = mapped_column(String(100), unique=True)
+    attributes: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    images: Mapped[list[CustodyImage]] = relationship(back_populates="record", cascade="all, delete-orphan")
+
+
+class CustodyImage(Base):
+    __tablename__ = "custody_images"
+    __table_args__ = (UniqueConstraint("record_id", "source_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("custody_records.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(1000))
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    capture_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    file: Mapped[str] = mapped_column(String(200))  # encrypted image
+    template: Mapped[bytes] = mapped_column(LargeBinary)  # encrypted float32 vector
+    quality: Mapped[dict] = mapped_column(JSON)
+    pack_id: Mapped[str] = mapped_column(String(200))
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("custody_imports.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    record: Mapped[CustodyRecord] = relationship(back_populates="images")
+
+
+class CustodyImport(Base):
+    __tablename__ = "custody_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(1000))
+    started_by: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CustodyReject(Base):
+    __tablename__ = "custody_rejects"
+    __table_args__ = (UniqueConstraint("import_id", "source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    import_id: Mapped[int] = mapped_column(ForeignKey("custody_imports.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(1000))
+    custody_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    reason: Mapped[str] = mapped_column(String(1000))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RfrSearch(Base):
+    __tablename__ = "rfr_searches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_reference: Mapped[str] = mapped_column(String(100), index=True)
+    justification: Mapped[str] = mapped_column(String(2000))
+    examiner: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    probe_kind: Mapped[str] = mapped_column(String(20))  # image | video
+    probe_source: Mapped[str] = mapped_column(String(500))
+    probe_file: Mapped[str | None] = mapped_column(String(200), nullable=True)  # encrypted probe face crop
+    face: Mapped[dict] = mapped_column(JSON, default=dict)  # which face: box, frame time, quality
+    top_k: Mapped[int] = mapped_column(Integer)
+    pack_id: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(100))  # exact | faiss index description
+    status: Mapped[str] = mapped_column(String(20), default="awaiting-review")
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    candidates: Mapped[list[RfrCandidate]] = relationship(back_populates="search", cascade="all, delete-orphan")
+
+
+class RfrCandidate(Base):
+    __tablename__ = "rfr_candidates"
+    __table_args__ = (UniqueConstraint("search_id", "rank"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    search_id: Mapped[int] = mapped_column(ForeignKey("rfr_searches.id", ondelete="CASCADE"), index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    custody_image_id: Mapped[int | None] = mapped_column(ForeignKey("custody_images.id", ondelete="SET NULL"), nullable=True)
+    custody_id: Mapped[str] = mapped_column(String(100))
+    score: Mapped[float] = mapped_column(Float)
+    decision: Mapped[str | None] = mapped_column(String(20), nullable=True)  # not-a-match | possible-match
+    decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    note: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    confirmation: Mapped[str | None] = mapped_column(String(20), nullable=True)  # confirmed | not-confirmed
+    confirmed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    confirmation_note: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+
+    search: Mapped[RfrSearch] = relationship(back_populates="candidates")

@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from openlfr.config import data_dir
 from openlfr.storage.crypto import Cipher, load_or_create_key
-from openlfr.storage.models import Alert, FootageSegment, ReferenceImage, WatchlistEntry
+from openlfr.storage.models import Alert, CustodyImage, FootageSegment, ReferenceImage, RfrSearch, WatchlistEntry
 
 ENV_DATABASE_URL = "OPENLFR_DATABASE_URL"
-BLOB_DIRS = ("images", "watchlists", "alerts", "footage")
+BLOB_DIRS = ("images", "watchlists", "alerts", "footage", "custody", "rfr")
 #: Unreferenced files younger than this are assumed to be mid-write by another process.
 ORPHAN_MIN_AGE_S = 120.0
 
@@ -95,6 +95,8 @@ class Store:
             files = set(s.scalars(select(ReferenceImage.file)))
             files |= set(s.scalars(select(WatchlistEntry.image_file)))
             files |= set(s.scalars(select(FootageSegment.file)))
+            files |= set(s.scalars(select(CustodyImage.file)))
+            files |= set(s.scalars(select(RfrSearch.probe_file)))
             for row in s.execute(select(Alert.probe_file, Alert.frame_file, Alert.reference_file)):
                 files |= set(row)
         return {f for f in files if f}
