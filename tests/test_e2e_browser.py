@@ -174,7 +174,7 @@ def test_alert_reaches_console_live_is_adjudicated_and_published(served) -> None
             shot(page, "02-deployment-authorised")
             page.get_by_role("button", name=re.compile(r"go live", re.I)).click()
             page.wait_for_url(re.compile(r"/console"))
-            page.wait_for_function("document.getElementById('stream-state').textContent.startsWith('connected')")
+            page.locator("#stream-state", has_text="connected").wait_for()  # the live stream is open
             page.wait_for_selector("#alert-queue li.alert-item", timeout=LEAD_IN_S * 1000 + 20_000)
             arrivals = page.evaluate("window.openlfrAlerts")
             assert arrivals, "the alert was on the page but did not come through the live stream"

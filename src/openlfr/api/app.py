@@ -97,14 +97,15 @@ def create_app(
     app.add_exception_handler(PermissionDenied, error(403))
     app.add_exception_handler(OpenLFRError, error(400))
 
-    from openlfr.api.routes import admin, alerts, auth, deployments, public, subjects
-    from openlfr.web import ops_pages, pages, public_pages
+    from openlfr.api.routes import admin, alerts, auth, deployments, public, rfr, subjects
+    from openlfr.web import ops_pages, pages, public_pages, rfr_pages
 
     guarded = [Depends(authorize)]
-    for module in (auth, subjects, deployments, alerts, admin, public):
+    for module in (auth, subjects, deployments, alerts, rfr, admin, public):
         app.include_router(module.router, dependencies=guarded)
     app.include_router(pages.router, dependencies=guarded)
     app.include_router(ops_pages.router, dependencies=guarded)
+    app.include_router(rfr_pages.router, dependencies=guarded)
     app.include_router(public_pages.router, dependencies=guarded)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

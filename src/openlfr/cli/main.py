@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from openlfr.cli import audit as audit_cli
+from openlfr.cli import custody as custody_cli
 from openlfr.cli import lfr, serve, users
 from openlfr.cli.common import (
     GalleryOpt,
@@ -35,7 +36,6 @@ evaluate_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is
 app.add_typer(evaluate_app, name="evaluate")
 
 
-
 @app.callback()
 def command_line_identity(ctx: typer.Context) -> None:
     """Attribute audit events of this command to the operating-system user (source "cli") unless a
@@ -52,6 +52,7 @@ lfr.register(app)
 users.register(app)
 audit_cli.register(app)
 serve.register(app)
+custody_cli.register(app)
 evaluate_app.command("walkby")(friendly_errors(lfr.evaluate_walkby))
 
 
@@ -205,6 +206,55 @@ def evaluate_lfw(
         f"  TAR at FAR 1e-3: {result.tar_at_far(1e-3) * 100:.2f}%\n"
         f"  images without a detected face: {result.detector_fallbacks}\n"
         f"  ROC plot: {plot}\n  result: {out / 'lfw_result.json'}"
+    )
+
+
+@evaluate_app.command("identification")
+@friendly_errors
+def evaluate_identification(
+    data: Annotated[Path, typer.Option("--data", help="LFW folder holding lfw-deepfunneled/.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the JSON result.")] = Path("identification-results"),
+    holdout: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Share of people with 2+ images kept out of the gallery.")
+    ] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed for choosing the held-out people.")] = 0,
+    people: Annotated[int | None, typer.Option(min=2, help="Use only the first N people (quick runs).")] = None,
+    home: HomeOpt = None,
+    pack: PackOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """LFW 1:N identification: rank-1/5/10/20 hit rates, and how non-mated probes' best scores fall."""
+    import time
+
+    from openlfr.evaluation import identification
+
+    engine = engine_for(pack, home)
+    started = time.perf_counter()
+    with progress_bar() as bar:
+        task = bar.add_task("LFW templates", total=None, rate="")
+
+        def advance(done: int, total: int) -> None:
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, completed=done, total=total, rate=f"{rate:.0f} img/s")
+
+        result = identification.evaluate(engine, data, holdout=holdout, seed=seed, limit_people=people, progress=advance)
+    summary = result.as_dict() | {"model_pack": engine.pack_id, "holdout": holdout, "seed": seed,
+                                  "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "identification_result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if as_json:
+        emit_json(summary)
+        return
+    ranks = summary["rank_hit_rate"]
+    console.print(
+        f"LFW identification (gallery {result.gallery}, {result.mated_probes} mated and {result.non_mated_probes} "
+        f"non-mated probes, model pack {engine.pack_id}):\n"
+        f"  rank-1 [bold]{ranks['rank_1'] * 100:.2f}%[/], rank-5 {ranks['rank_5'] * 100:.2f}%, "
+        f"rank-20 {ranks['rank_20'] * 100:.2f}%\n"
+        f"  non-mated probes' best score: median {summary['non_mated_best_score_quantiles']['50%']}, "
+        f"99th percentile {summary['non_mated_best_score_quantiles']['99%']}; "
+        f"share at or above 0.45: {summary['non_mated_share_above']['0.45'] * 100:.2f}%\n"
+        f"  result: {out / 'identification_result.json'}"
     )
 
 

@@ -134,22 +134,10 @@ def ten_fold(scores: np.ndarray, same: np.ndarray, fold_of: np.ndarray) -> tuple
     return accuracies, thresholds
 
 
-def evaluate(
-    engine: FaceEngine,
-    lfw_root: str | Path,
-    pairs_file: str = "pairs.txt",
-    limit_folds: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> VerificationResult:
-    """Run View 2 on an LFW folder holding ``pairs.txt`` and ``lfw-deepfunneled/``."""
-    root = Path(lfw_root)
-    images_dir = root / IMAGES_DIR
-    pairs_path = root / pairs_file
-    if not pairs_path.is_file() or not images_dir.is_dir():
-        raise OpenLFRError(f"{root} must contain {pairs_file} and {IMAGES_DIR}/ (LFW deep-funneled)")
-    folds = read_pairs(pairs_path)[:limit_folds]
-    names = sorted({p for fold in folds for pair in fold for p in pair[:2]})
-    index = {n: i for i, n in enumerate(names)}
+def image_templates(
+    engine: FaceEngine, images_dir: Path, names: list[str], progress: Callable[[int, int], None] | None = None
+) -> tuple[np.ndarray, int]:
+    """One template per LFW image (its central face), in order; rows of images without a face stay zero."""
     templates = np.zeros((len(names), engine.dimension), dtype=np.float32)
     fallbacks = 0
     batch: list[tuple[int, np.ndarray]] = []
@@ -176,12 +164,32 @@ def evaluate(
         if face is None:
             fallbacks += 1  # template stays zero: every comparison scores 0
         else:
-            batch.append((index[name], engine.align(image, face)))
+            batch.append((n, engine.align(image, face)))
         if len(batch) >= 32:
             flush()
         if progress:
             progress(n + 1, len(names))
     flush()
+    return templates, fallbacks
+
+
+def evaluate(
+    engine: FaceEngine,
+    lfw_root: str | Path,
+    pairs_file: str = "pairs.txt",
+    limit_folds: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerificationResult:
+    """Run View 2 on an LFW folder holding ``pairs.txt`` and ``lfw-deepfunneled/``."""
+    root = Path(lfw_root)
+    images_dir = root / IMAGES_DIR
+    pairs_path = root / pairs_file
+    if not pairs_path.is_file() or not images_dir.is_dir():
+        raise OpenLFRError(f"{root} must contain {pairs_file} and {IMAGES_DIR}/ (LFW deep-funneled)")
+    folds = read_pairs(pairs_path)[:limit_folds]
+    names = sorted({p for fold in folds for pair in fold for p in pair[:2]})
+    index = {n: i for i, n in enumerate(names)}
+    templates, fallbacks = image_templates(engine, images_dir, names, progress)
     a = np.array([index[p[0]] for fold in folds for p in fold])
     b = np.array([index[p[1]] for fold in folds for p in fold])
     same = np.array([p[2] for fold in folds for p in fold])

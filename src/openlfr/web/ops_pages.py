@@ -135,8 +135,10 @@ def _quality_text(quality: dict) -> str:
 
 def _enrol_summary(result: EnrolResult) -> str:
     images = "; ".join(f"{img.source}: {_quality_text(img.quality)}" for img in result.images)
-    return (f"Subject {result.reference} ({result.name}) saved with {len(result.images)} new image(s) "
-            f"({result.total_images} in all). Quality — {images}.")
+    return (
+        f"Subject {result.reference} ({result.name}) saved with {len(result.images)} new image(s) "
+        f"({result.total_images} in all). Quality — {images}."
+    )
 
 
 def _subject_images(store: Store) -> dict[str, list[dict]]:
@@ -208,9 +210,16 @@ def _not_found(request: Request, exc: NotFoundError) -> Response:
 @router.get("/ops/subjects")
 def subjects_page(request: Request):
     store = _store(request)
-    return page(request, "ops_subjects.html", subjects=subjects.list_subjects(store), images=_subject_images(store),
-                categories=subjects.CATEGORIES, can_add=may(request.state.user, "POST", "/ops/subjects"),
-                today=date.today().isoformat(), default_review=(date.today() + timedelta(days=180)).isoformat())
+    return page(
+        request,
+        "ops_subjects.html",
+        subjects=subjects.list_subjects(store),
+        images=_subject_images(store),
+        categories=subjects.CATEGORIES,
+        can_add=may(request.state.user, "POST", "/ops/subjects"),
+        today=date.today().isoformat(),
+        default_review=(date.today() + timedelta(days=180)).isoformat(),
+    )
 
 
 @router.post("/ops/subjects")
@@ -236,8 +245,13 @@ def add_subject(
         if not chosen:
             raise OpenLFRError("choose at least one reference image")
         info = subjects.SubjectInfo(
-            reference=_text(reference), name=_text(name), category=category, reason=_text(reason),
-            image_source=_text(image_source), lawful_basis=_text(lawful_basis), added_by=user.username,
+            reference=_text(reference),
+            name=_text(name),
+            category=category,
+            reason=_text(reason),
+            image_source=_text(image_source),
+            lawful_basis=_text(lawful_basis),
+            added_by=user.username,
             review_date=_date(review_date, "review date"),
             date_of_birth=_date(date_of_birth, "date of birth", required=False),
             under_18_justification=_text(under_18_justification) or None,
@@ -255,10 +269,14 @@ def add_subject(
 def deployments_page(request: Request):
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     return page(
-        request, "ops_deployments.html", deployments=deployments.list_deployments(_store(request)),
-        use_cases=deployments.USE_CASES, can_plan=may(request.state.user, "POST", "/ops/deployments"),
+        request,
+        "ops_deployments.html",
+        deployments=deployments.list_deployments(_store(request)),
+        use_cases=deployments.USE_CASES,
+        can_plan=may(request.state.user, "POST", "/ops/deployments"),
         default_threshold=deployments.DEFAULT_THRESHOLD,
-        default_start=now.strftime("%Y-%m-%dT%H:%M"), default_end=(now + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M"),
+        default_start=now.strftime("%Y-%m-%dT%H:%M"),
+        default_end=(now + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M"),
     )
 
 
@@ -284,10 +302,17 @@ def plan_deployment(
             raise OpenLFRError("a deployment needs a camera: give its name and source")
         value = _float(threshold, "threshold")
         deployment_id = deployments.plan(
-            _store(request), _text(name), _text(location), use_case, _utc_datetime(start, "start"),
-            _utc_datetime(end, "end"), deployments.DEFAULT_THRESHOLD if value is None else value,
-            [deployments.CameraSpec(_text(camera_name), _text(camera_source))], created_by=user.username,
-            latitude=_float(latitude, "latitude"), longitude=_float(longitude, "longitude"),
+            _store(request),
+            _text(name),
+            _text(location),
+            use_case,
+            _utc_datetime(start, "start"),
+            _utc_datetime(end, "end"),
+            deployments.DEFAULT_THRESHOLD if value is None else value,
+            [deployments.CameraSpec(_text(camera_name), _text(camera_source))],
+            created_by=user.username,
+            latitude=_float(latitude, "latitude"),
+            longitude=_float(longitude, "longitude"),
         )
     except OpenLFRError as exc:
         return redirect("/ops/deployments", error=f"Deployment not planned: {exc}")
@@ -322,10 +347,18 @@ def deployment_page(deployment_id: int, request: Request):
     today = date.today().isoformat()
     pool = subjects.list_subjects(store) if actions["watchlist"] else []
     return page(
-        request, "ops_deployment.html", d=d, planned_at=_planned_at(store, deployment_id), actions=actions,
+        request,
+        "ops_deployment.html",
+        d=d,
+        planned_at=_planned_at(store, deployment_id),
+        actions=actions,
         history=_watchlist_history(store, deployment_id) if wl is None else {},
-        running=running, run_error=run.error if run else None, record=record, record_labels=RECORD_LABELS,
-        subjects=[{**s, "expired": s["review_date"] < today} for s in pool], categories=subjects.CATEGORIES,
+        running=running,
+        run_error=run.error if run else None,
+        record=record,
+        record_labels=RECORD_LABELS,
+        subjects=[{**s, "expired": s["review_date"] < today} for s in pool],
+        categories=subjects.CATEGORIES,
         can_watch_live=status == "live" and may(user, "GET", "/console/live/{deployment_id}"),
     )
 
@@ -357,7 +390,8 @@ def build_watchlist(deployment_id: int, request: Request, subject: Annotated[lis
 def approve_watchlist(deployment_id: int, request: Request):
     user = current_user(request)
     return _lifecycle_step(
-        deployment_id, "Watchlist approved and frozen.",
+        deployment_id,
+        "Watchlist approved and frozen.",
         lambda: deployments.approve_watchlist(_store(request), deployment_id, approved_by=user.username),
     )
 
@@ -366,7 +400,8 @@ def approve_watchlist(deployment_id: int, request: Request):
 def authorise(deployment_id: int, request: Request, note: Annotated[str, Form()] = ""):
     user = current_user(request)
     return _lifecycle_step(
-        deployment_id, "Deployment authorised: it may now go live.",
+        deployment_id,
+        "Deployment authorised: it may now go live.",
         lambda: deployments.authorise(_store(request), deployment_id, officer=user.username, note=note),
     )
 
@@ -418,8 +453,13 @@ def retention_page(request: Request):
     user = request.state.user
     held, kept = _kept_alerts(store)
     return page(
-        request, "ops_retention.html", policy=retention.RetentionPolicy(), log=retention.deletion_log(store),
-        held=held, kept=kept, can_run=may(user, "POST", "/ops/retention/run"),
+        request,
+        "ops_retention.html",
+        policy=retention.RetentionPolicy(),
+        log=retention.deletion_log(store),
+        held=held,
+        kept=kept,
+        can_run=may(user, "POST", "/ops/retention/run"),
         can_hold=may(user, "POST", "/ops/alerts/{alert_id}/hold"),
         can_release=may(user, "POST", "/ops/alerts/{alert_id}/release"),
     )
@@ -495,9 +535,16 @@ def audit_page(request: Request):
     except OpenLFRError as exc:
         error, since, until = str(exc), None, None
     else:
-        events = audit.search(store, actor=filters["actor"] or None, action=filters["action"] or None,
-                              record_type=filters["record_type"] or None, record_id=filters["record_id"] or None,
-                              since=since, until=until, limit=AUDIT_PAGE_LIMIT)
+        events = audit.search(
+            store,
+            actor=filters["actor"] or None,
+            action=filters["action"] or None,
+            record_type=filters["record_type"] or None,
+            record_id=filters["record_id"] or None,
+            since=since,
+            until=until,
+            limit=AUDIT_PAGE_LIMIT,
+        )
         query = {k: v for k, v in filters.items() if v and k not in ("since", "until")}
         query |= {k: v.isoformat() for k, v in (("since", since), ("until", until)) if v}
         export = urlencode(query)
@@ -505,8 +552,16 @@ def audit_page(request: Request):
             audit.record(store, "audit.search", details={**{k: v for k, v in filters.items() if v}, "results": len(events)})
     for e in events:
         e["details_text"] = json.dumps(e["details"], sort_keys=True, ensure_ascii=False) if e["details"] else ""
-    return page(request, "audit.html", error=error, filters=filters, events=events, limit=AUDIT_PAGE_LIMIT,
-                verification=audit.verify(store), export=export)
+    return page(
+        request,
+        "audit.html",
+        error=error,
+        filters=filters,
+        events=events,
+        limit=AUDIT_PAGE_LIMIT,
+        verification=audit.verify(store),
+        export=export,
+    )
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -514,8 +569,13 @@ def audit_page(request: Request):
 
 @router.get("/admin/users")
 def users_page(request: Request):
-    return page(request, "admin_users.html", users=users.list_users(_store(request)), roles=users.ROLE_LABELS,
-                min_password=users.MIN_PASSWORD_LENGTH)
+    return page(
+        request,
+        "admin_users.html",
+        users=users.list_users(_store(request)),
+        roles=users.ROLE_LABELS,
+        min_password=users.MIN_PASSWORD_LENGTH,
+    )
 
 
 @router.post("/admin/users")

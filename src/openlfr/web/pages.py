@@ -26,7 +26,7 @@ HOME_FOR_ROLE = {
     AUTHORISER: "/ops/deployments",
     ADMIN: "/admin/users",
     AUDITOR: "/audit",
-    EXAMINER: "/public",
+    EXAMINER: "/rfr",
 }
 
 

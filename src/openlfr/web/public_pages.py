@@ -52,6 +52,11 @@ def leaflet(deployment_id: int, request: Request):
     try:
         facts = transparency.leaflet(request.app.state.store, deployment_id)
     except NotFoundError:
-        return page(request, "message.html", status_code=404, heading="Not found",
-                    message="There is no published deployment with this number.")
+        return page(
+            request,
+            "message.html",
+            status_code=404,
+            heading="Not found",
+            message="There is no published deployment with this number.",
+        )
     return page(request, "leaflet.html", d=facts)

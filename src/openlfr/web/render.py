@@ -16,6 +16,7 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 #: The navigation bar: (label, path); a link is shown only to roles allowed to open it.
 NAV = [
     ("Alerts", "/console"),
+    ("Searches", "/rfr"),
     ("Deployments", "/ops/deployments"),
     ("Subjects", "/ops/subjects"),
     ("Retention", "/ops/retention"),
