@@ -21,6 +21,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -117,6 +119,13 @@ def served(tmp_path_factory, engine, model_home):
     deployments.authorise(store, deployment_id, "adam-authoriser", "necessary and proportionate (test)")
     store.close()
 
+    with serving(home) as url:
+        yield url, deployment_id, home
+
+
+@contextmanager
+def serving(home: Path) -> Iterator[str]:
+    """``openlfr serve`` on a free port for the data directory ``home``; stopped afterwards."""
     port = _free_port()
     log = open(home / "server.log", "wb")  # noqa: SIM115 - closed below
     serve = ["serve", "--home", str(home), "--port", str(port), "--http-cookies"]
@@ -124,19 +133,20 @@ def served(tmp_path_factory, engine, model_home):
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://localhost:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/login", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/login", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"openlfr serve did not start: {(home / 'server.log').read_text()}")
+        yield url
+    finally:
         server.terminate()
-        pytest.fail(f"openlfr serve did not start: {(home / 'server.log').read_text()}")
-    yield url, deployment_id, home
-    server.terminate()
-    server.wait(20)
-    log.close()
+        server.wait(20)
+        log.close()
 
 
 def _sign_in(page, url: str, username: str) -> None:
@@ -244,3 +254,90 @@ def test_alert_reaches_console_live_is_adjudicated_and_published(served) -> None
     (ARTIFACTS / "result.json").write_text(json.dumps(result, indent=2))
     print(f"\nalert shown in the console {latency_ms[0]:.0f} ms after the camera frame; screenshots in {ARTIFACTS}")
     assert latency_ms[0] <= 1000, f"the alert took {latency_ms[0]:.0f} ms to reach the console"
+
+
+@pytest.fixture(scope="module")
+def rfr_served(tmp_path_factory, engine, model_home):
+    """A custody image database and two examiners, served."""
+    from rfr_helpers import seed_custody, two_faces
+
+    home = tmp_path_factory.mktemp("rfr-home")
+    shutil.copytree(model_home / "models", home / "models")
+    store = Store(home)
+    for username in ("erin-examiner", "ezra-examiner"):
+        users.create_user(store, username, username.split("-")[0].title(), "examiner", PASSWORD, "test-setup")
+    seed_custody(store, engine, fillers=40)
+    store.close()
+    probe = home / "cctv-still.jpg"
+    cv2.imwrite(str(probe), two_faces())
+    with serving(home) as url:
+        yield url, probe
+
+
+def test_examiner_search_review_second_confirmation_and_report(rfr_served) -> None:
+    """Search → choose the face → review (possible match) → a second examiner confirms → case report."""
+    from playwright.sync_api import sync_playwright
+
+    executable = _browser_or_skip()
+    url, probe = rfr_served
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        try:
+            first = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+            page = first.new_page()
+            _sign_in(page, url, "erin-examiner")
+            assert page.url.endswith("/rfr")
+            page.fill("#case_reference", "OP-HARBOUR-17")
+            page.fill("#justification", "Robbery at the harbour on 3 May; CCTV still of the suspect.")
+            page.set_input_files("#probe", str(probe))
+            page.get_by_role("button", name="Search").click()
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(ARTIFACTS / "10-rfr-choose-face.png"), full_page=True)
+            options = page.locator(".face-options figure")
+            assert options.count() == 2, "both faces in the still are offered"
+            page.get_by_role("button", name="Search with face 1").click()  # the larger, left-hand face: Hopper
+            page.wait_for_load_state("networkidle")
+            first_row = page.locator("#candidate-1")
+            assert "C-HOPPER" in first_row.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "11-rfr-candidates.png"), full_page=True)
+            first_row.get_by_role("link", name="Compare").click()
+            page.wait_for_load_state("networkidle")
+            widths = page.eval_on_selector_all(".compare img", "imgs => imgs.map(i => i.naturalWidth)")
+            assert len(widths) == 2 and all(w > 0 for w in widths)
+            page.locator(".compare img").first.click()  # zoom
+            page.fill("#note", "same glasses, nose and hairline")
+            page.screenshot(path=str(ARTIFACTS / "12-rfr-compare.png"), full_page=True)
+            page.get_by_role("button", name="Possible match").click()
+            page.wait_for_load_state("networkidle")
+            search_url = page.url.split("?")[0]
+            assert "Possible match" in page.locator("#candidate-1").inner_text()
+
+            second = browser.new_context(viewport={"width": 1280, "height": 900})
+            other = second.new_page()
+            _sign_in(other, url, "ezra-examiner")
+            other.goto(search_url)
+            assert "await your independent confirmation" in other.content()
+            other.locator("#candidate-1").get_by_role("link", name="Compare").click()
+            other.wait_for_load_state("networkidle")
+            assert "same glasses" not in other.content(), "the second examiner must decide without the first one's note"
+            other.get_by_role("button", name="Confirm possible match").click()
+            other.wait_for_load_state("networkidle")
+            assert "Confirmed as a possible match" in other.locator("#candidate-1").inner_text()
+            second.close()
+
+            page.goto(search_url)
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.get_by_role("button", name="Complete review").click()
+            page.wait_for_load_state("networkidle")
+            with page.expect_download() as download_info:
+                page.get_by_role("link", name="Export case report").click()
+            report_path = ARTIFACTS / "13-rfr-case-report.html"
+            download_info.value.save_as(report_path)
+            report = report_path.read_text()
+            assert "OP-HARBOUR-17" in report and "C-HOPPER" in report
+            assert "Confirmed as a possible match" in report and "ezra-examiner" in report and "erin-examiner" in report
+            page.screenshot(path=str(ARTIFACTS / "14-rfr-reviewed.png"), full_page=True)
+            first.close()
+        finally:
+            browser.close()

@@ -37,6 +37,7 @@ class RetentionReport:
     alerts_held: list[int] = field(default_factory=list)
     footage_deleted: list[int] = field(default_factory=list)
     watchlists_deleted: list[int] = field(default_factory=list)
+    rfr_searches_deleted: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -98,6 +99,9 @@ def run(store: Store, policy: RetentionPolicy | None = None, now: datetime | Non
                 files = delete_watchlist(s, store, deployment, reason)
                 deleted.append(("watchlist", "watchlist", deployment.id, files, reason))
                 report.watchlists_deleted.append(deployment.id)
+    from openlfr.services.rfr import delete_expired  # retrospective searches past their retention date
+
+    report.rfr_searches_deleted = delete_expired(store, now=now)
     for kind, record_type, record_id, files, reason in deleted:
         details = {"kind": kind, "files": files, "reason": reason}
         audit.record(store, "retention.delete", record_type, record_id, details, actor="system")
