@@ -24,7 +24,7 @@ from openlfr.api.routes.subjects import read_uploads
 from openlfr.api.security import current_user
 from openlfr.errors import NotFoundError, OpenLFRError
 from openlfr.services import alerts as alert_service
-from openlfr.services import audit, deployments, records, retention, subjects, users
+from openlfr.services import audit, deployments, records, retention, subjects, transparency, users
 from openlfr.services.deployments import utc
 from openlfr.services.gallery import EnrolResult
 from openlfr.services.users import CurrentUser
@@ -35,29 +35,8 @@ from openlfr.web.render import page
 
 router = APIRouter(include_in_schema=False)
 
-#: Human headings for the Met's published record columns (``records.COLUMNS``), in that order.
-RECORD_LABELS = {
-    "deployment_id": "Deployment",
-    "location": "Location",
-    "date": "Date",
-    "start": "Start (UTC)",
-    "end": "End (UTC)",
-    "duration_minutes": "Duration (min)",
-    "use_case": "Use case",
-    "watchlist_size": "Watchlist size",
-    "minimum_threshold": "Minimum threshold",
-    "faces_seen_estimate": "Faces seen (estimate)",
-    "total_alerts": "Total alerts",
-    "true_alerts_confirmed": "True alerts (confirmed)",
-    "true_alerts_unconfirmed": "True alerts (unconfirmed)",
-    "false_alerts_confirmed": "False alerts (confirmed)",
-    "false_alerts_unconfirmed": "False alerts (unconfirmed)",
-    "alerts_not_adjudicated": "Alerts not adjudicated",
-    "false_alert_rate_percent": "False alert rate (%)",
-    "arrests": "Arrests",
-    "other_outcomes": "Other outcomes",
-    "no_action": "No action",
-}
+#: Human headings for the Met's published record columns: the same as the public site's.
+RECORD_LABELS = transparency.COLUMN_LABELS
 #: Short names for the quality measures shown beside each reference image.
 QUALITY_LABELS = {
     "inter_eye_px": "eyes px",
