@@ -150,6 +150,8 @@ def start_search(
         image = decode_image(data, name)
         detections = engine.detect(image)
         faces = engine.describe(image, detections, with_templates=False)
+        # Numbered left to right, as the examiner reads the picture.
+        faces = sorted(faces, key=lambda f: (f.detection.box[0], f.detection.box[1]))
         options = [ProbeOption([round(v, 1) for v in f.detection.box], f.quality.as_dict()) for f in faces]
         stored = data
     if not options:
