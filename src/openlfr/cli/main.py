@@ -13,7 +13,7 @@ from rich.table import Table
 
 from openlfr.cli import audit as audit_cli
 from openlfr.cli import custody as custody_cli
-from openlfr.cli import lfr, serve, users
+from openlfr.cli import evaluate_reports, lfr, serve, users
 from openlfr.cli.common import (
     GalleryOpt,
     HomeOpt,
@@ -54,6 +54,7 @@ audit_cli.register(app)
 serve.register(app)
 custody_cli.register(app)
 evaluate_app.command("walkby")(friendly_errors(lfr.evaluate_walkby))
+evaluate_reports.register(evaluate_app)
 
 
 @app.command()
@@ -213,34 +214,51 @@ def evaluate_lfw(
 @friendly_errors
 def evaluate_identification(
     data: Annotated[Path, typer.Option("--data", help="LFW folder holding lfw-deepfunneled/.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the JSON result.")] = Path("identification-results"),
+    out: Annotated[Path, typer.Option("--out", help="Folder for the JSON result and reports.")] = Path("identification-results"),
     holdout: Annotated[
         float, typer.Option(min=0.0, max=0.9, help="Share of people with 2+ images kept out of the gallery.")
     ] = 0.1,
-    seed: Annotated[int, typer.Option(help="Seed for choosing the held-out people.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for choosing the held-out people; first seed of the open-set draws.")] = 0,
     people: Annotated[int | None, typer.Option(min=2, help="Use only the first N people (quick runs).")] = None,
+    report: Annotated[bool, typer.Option(help="Also run open-set 1:N and write identification.html and the calibration.")] = True,
+    sizes: Annotated[str, typer.Option("--sizes", help="Open-set watchlist sizes; 'max' = as many as the data allows.")] = (
+        "100,1000,max"
+    ),
+    draws: Annotated[int, typer.Option("--draws", min=1, help="Open-set draws per watchlist size (seeds SEED, ...).")] = 5,
+    per_person: Annotated[int, typer.Option("--per-person", min=1, help="Most probe images per person.")] = 10,
+    extrapolate: Annotated[str, typer.Option("--extrapolate", help="Larger watchlist sizes to extrapolate FPIR to.")] = "10000",
+    calibration: Annotated[
+        Path | None, typer.Option("--calibration", help="Calibration file to write (default: OUT/calibration.json).")
+    ] = None,
+    cache_dir: evaluate_reports.CacheOpt = None,
     home: HomeOpt = None,
     pack: PackOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """LFW 1:N identification: rank-1/5/10/20 hit rates, and how non-mated probes' best scores fall."""
+    """LFW 1:N identification: rank-1/5/10/20 hit rates, how non-mated probes' best scores fall, and (with --report,
+    the default) open-set TPIR against FPIR for each watchlist size, with the calibration file thresholds come from."""
     import time
 
-    from openlfr.evaluation import identification
+    from openlfr.evaluation import openset
 
     engine = engine_for(pack, home)
     started = time.perf_counter()
-    with progress_bar() as bar:
-        task = bar.add_task("LFW templates", total=None, rate="")
-
-        def advance(done: int, total: int) -> None:
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            bar.update(task, completed=done, total=total, rate=f"{rate:.0f} img/s")
-
-        result = identification.evaluate(engine, data, holdout=holdout, seed=seed, limit_people=people, progress=advance)
-    summary = result.as_dict() | {"model_pack": engine.pack_id, "holdout": holdout, "seed": seed,
-                                  "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    with evaluate_reports.templating("LFW templates") as advance:
+        templates, names = openset.lfw_template_cache(engine, data, cache_dir or openset.default_cache_dir(home), people, advance)
+    result = openset.closed_set(templates, names, holdout, seed)
+    summary = result.as_dict() | {"model_pack": engine.pack_id, "holdout": holdout, "seed": seed}
     out.mkdir(parents=True, exist_ok=True)
+    if report:
+        dataset = {"name": "LFW" + (f" (first {people} people)" if people else ""), "path": str(data), "images": len(names),
+                   "people": len({n.split("/")[0] for n in names})}  # fmt: skip
+        open_set = evaluate_reports.openset_report(
+            out, templates, names, dataset, engine.pack_id, engine.recognizer.flip, sizes,
+            list(range(seed, seed + draws)), per_person, [int(w) for w in extrapolate.split(",") if w.strip()],
+            calibration or out / "calibration.json",
+        )  # fmt: skip
+        summary["open_set"] = {"watchlists": open_set["watchlists"], "report": str(out / "identification.html"),
+                               "calibration_file": open_set["calibration_file"]}  # fmt: skip
+    summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / "identification_result.json").write_text(json.dumps(summary, indent=2) + "\n")
     if as_json:
         emit_json(summary)
@@ -256,6 +274,12 @@ def evaluate_identification(
         f"share at or above 0.45: {summary['non_mated_share_above']['0.45'] * 100:.2f}%\n"
         f"  result: {out / 'identification_result.json'}"
     )
+    for w in summary.get("open_set", {}).get("watchlists", []):
+        cells = "; ".join(f"TPIR {a['tpir'] * 100:.2f}% at FPIR 1/{round(1 / a['target_fpir'])} (threshold {a['threshold']:.3f}, "
+                          f"{a['status']})" for a in w["at_fpir"])  # fmt: skip
+        console.print(f"  open-set W = {w['size']}: {cells}")
+    if report:
+        console.print(f"  report: {out / 'identification.html'}\n  calibration: {summary['open_set']['calibration_file']}")
 
 
 @app.command()
