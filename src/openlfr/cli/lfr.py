@@ -213,13 +213,17 @@ def deployments_authorise(
     deployment: Annotated[int, typer.Argument()],
     by: ByOpt,
     note: Annotated[str, typer.Option("--note", help="Why this deployment is necessary and proportionate.")],
+    override: Annotated[
+        str | None,
+        typer.Option("--override-reason", help="Needed (and audited) when the threshold's estimated FPIR is above 1 in 1,000."),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
-    """The authorising officer's approval (must not be the planner)."""
+    """The authorising officer's approval (must not be the planner); the threshold is checked against the calibration."""
     from openlfr.services.deployments import authorise
     from openlfr.storage import Store
 
-    authorise(Store(home), deployment, by, note)
+    authorise(Store(home), deployment, by, note, override_reason=override)
     console.print(f"Deployment {deployment} authorised by {by}.")
 
 
@@ -520,6 +524,7 @@ def evaluate_walkby(
     confirm: Annotated[str, typer.Option("--confirm", help="N/M confirmation.")] = "2/5",
     out: Annotated[Path | None, typer.Option("--out", help="Write the full result as JSON here.")] = None,
     pool: Annotated[bool, typer.Option("--pool", help="Also alert on each track's pooled template.")] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="Also write live.html and live.json into this folder.")] = None,
     pack: PackOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -528,9 +533,14 @@ def evaluate_walkby(
     from openlfr.evaluation import walkby
 
     n, m = (int(v) for v in confirm.split("/"))
-    result = walkby.run(
-        engine_for(pack, home), truth, threshold=threshold, realtime=realtime, confirm=(n, m), pool_templates=pool
-    )
+    engine = engine_for(pack, home)
+    if report:
+        from openlfr.cli import evaluate_reports
+
+        result, scenario, events = evaluate_reports.run_walkby(engine, truth, threshold, realtime, (n, m), pool)
+        evaluate_reports.write_live_report(report, result, scenario, events, confirm, realtime, pool, engine.pack_id)
+    else:
+        result = walkby.run(engine, truth, threshold=threshold, realtime=realtime, confirm=(n, m), pool_templates=pool)
     data = result.as_dict()
     if out:
         out.write_text(json.dumps(data, indent=2, default=str))

@@ -221,8 +221,22 @@ def approve_watchlist(store: Store, deployment_id: int, approved_by: str, now: d
     audit.record(store, "watchlist.approve", "watchlist", deployment_id, {"subjects": size}, actor=approved_by)
 
 
-def authorise(store: Store, deployment_id: int, officer: str, note: str, now: datetime | None = None) -> None:
-    """The authorising officer's approval, without which the deployment cannot go live."""
+def authorise(
+    store: Store,
+    deployment_id: int,
+    officer: str,
+    note: str,
+    now: datetime | None = None,
+    override_reason: str | None = None,
+) -> None:
+    """The authorising officer's approval, without which the deployment cannot go live.
+
+    The threshold is checked against the model pack's calibration for the watchlist's size: if the
+    estimated false-alert rate (FPIR) is above 1 in 1,000, or there is no calibration for the pack,
+    the officer must give an explicit override reason, which is audited and kept with the deployment.
+    """
+    from openlfr.services import thresholds
+
     with store.session() as s:
         deployment = get(s, deployment_id)
         require_status(deployment, "planned", action="be authorised")
@@ -232,11 +246,41 @@ def authorise(store: Store, deployment_id: int, officer: str, note: str, now: da
             raise StoreError("the authorising officer must not be the officer who planned the deployment")
         if not note.strip():
             raise OpenLFRError("authorisation needs a note recording why the deployment is necessary and proportionate")
+        pack_id, threshold, size = deployment.watchlist.pack_id, deployment.threshold, deployment.watchlist_size or 1
+    try:
+        estimate: thresholds.Estimate | None = thresholds.estimate(store, pack_id, threshold, size)
+        problem = (
+            f"threshold {threshold} gives an estimated false-alert rate (FPIR) of {estimate.fpir:.2g} at watchlist size {size}, "
+            f"above 1 in 1,000 ({estimate.calibration})"
+            if estimate.fpir > thresholds.MAX_FPIR_WITHOUT_OVERRIDE
+            else None
+        )
+    except OpenLFRError as exc:
+        estimate, problem = None, f"the threshold cannot be checked: {exc}"
+    override = (override_reason or "").strip() or None
+    if problem and not override:
+        raise StoreError(f"{problem}; raise the threshold or authorise with an explicit override reason")
+    with store.session() as s:
+        deployment = get(s, deployment_id)
         deployment.status = "authorised"
         deployment.authorised_by = officer
         deployment.authorised_at = now or now_utc()
         deployment.authorisation_note = note
-    audit.record(store, "deployment.authorise", "deployment", deployment_id, {"note": note}, actor=officer)
+        deployment.calibration_reference = estimate.calibration if estimate else None
+        deployment.estimated_fpir = estimate.fpir if estimate else None
+        deployment.threshold_override = override if problem else None
+    details = {
+        "note": note,
+        "threshold": threshold,
+        "watchlist_size": size,
+        "estimated_fpir": estimate.fpir if estimate else None,
+        "calibration": estimate.calibration if estimate else None,
+    }
+    audit.record(store, "deployment.authorise", "deployment", deployment_id, details, actor=officer)
+    if problem and override:
+        audit.record(
+            store, "threshold.override", "deployment", deployment_id, {"problem": problem, "reason": override}, actor=officer
+        )
 
 
 def start(store: Store, deployment_id: int, now: datetime | None = None) -> None:

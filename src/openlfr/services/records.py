@@ -35,6 +35,8 @@ COLUMNS = [
     "use_case",
     "watchlist_size",
     "minimum_threshold",
+    "threshold_calibration",
+    "estimated_fpir",
     "faces_seen_estimate",
     "total_alerts",
     "true_alerts_confirmed",
@@ -69,6 +71,9 @@ def deployment_record(session: Session, deployment: Deployment) -> dict:
         "use_case": USE_CASES.get(deployment.use_case, deployment.use_case),
         "watchlist_size": deployment.watchlist_size or 0,
         "minimum_threshold": deployment.threshold,
+        "threshold_calibration": (deployment.calibration_reference or "uncalibrated")
+        + (" (threshold set by an audited override)" if deployment.threshold_override else ""),
+        "estimated_fpir": deployment.estimated_fpir,
         "faces_seen_estimate": faces,
         "total_alerts": len(alerts),
         "true_alerts_confirmed": count("match", True),

@@ -35,6 +35,8 @@ COLUMN_LABELS = {
     "use_case": "Use case",
     "watchlist_size": "Watchlist size",
     "minimum_threshold": "Minimum threshold",
+    "threshold_calibration": "Threshold calibration",
+    "estimated_fpir": "Estimated false alert rate per face (FPIR)",
     "faces_seen_estimate": "Faces seen (estimate)",
     "total_alerts": "Total alerts",
     "true_alerts_confirmed": "True alerts (confirmed)",

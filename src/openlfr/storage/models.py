@@ -129,6 +129,10 @@ class Deployment(Base):
     frames_dropped: Mapped[int] = mapped_column(Integer, default=0)
     watchlist_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     record: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # Set at authorisation from the model pack's calibration (services.thresholds).
+    calibration_reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    estimated_fpir: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold_override: Mapped[str | None] = mapped_column(String(1000), nullable=True)
 
     cameras: Mapped[list[Camera]] = relationship(back_populates="deployment", cascade="all, delete-orphan")
     watchlist: Mapped[Watchlist | None] = relationship(back_populates="deployment", cascade="all, delete-orphan")

@@ -376,12 +376,16 @@ def approve_watchlist(deployment_id: int, request: Request):
 
 
 @router.post("/ops/deployments/{deployment_id}/authorise")
-def authorise(deployment_id: int, request: Request, note: Annotated[str, Form()] = ""):
+def authorise(
+    deployment_id: int, request: Request, note: Annotated[str, Form()] = "", override_reason: Annotated[str, Form()] = ""
+):
     user = current_user(request)
     return _lifecycle_step(
         deployment_id,
         "Deployment authorised: it may now go live.",
-        lambda: deployments.authorise(_store(request), deployment_id, officer=user.username, note=note),
+        lambda: deployments.authorise(
+            _store(request), deployment_id, officer=user.username, note=note, override_reason=override_reason or None
+        ),
     )
 
 

@@ -41,6 +41,7 @@ class WatchlistIn(BaseModel):
 
 class NoteIn(BaseModel):
     note: str
+    override_reason: str | None = Field(None, description="Needed (and audited) when the estimated FPIR is above 1 in 1,000.")
 
 
 @router.get("/deployments")
@@ -87,7 +88,9 @@ def approve_watchlist(deployment_id: int, request: Request, user: SignedIn) -> d
 
 @router.post("/deployments/{deployment_id}/authorise")
 def authorise(deployment_id: int, body: NoteIn, request: Request, user: SignedIn) -> dict:
-    service.authorise(request.app.state.store, deployment_id, officer=user.username, note=body.note)
+    service.authorise(
+        request.app.state.store, deployment_id, officer=user.username, note=body.note, override_reason=body.override_reason
+    )
     return service.deployment_detail(request.app.state.store, deployment_id)
 
 

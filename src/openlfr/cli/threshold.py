@@ -1,0 +1,88 @@
+"""``openlfr threshold``: choose a threshold from a stored calibration, and import calibrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from openlfr.cli.common import HomeOpt, JsonOpt, PackOpt, console, emit_json, friendly_errors
+
+threshold_app = typer.Typer(
+    help="Thresholds from measured false-alert rates (calibrations per model pack).", no_args_is_help=True
+)
+
+
+def _pack_id(pack: str | None, home: Path | None) -> str:
+    from openlfr.models import load_engine
+
+    return load_engine(pack, home=home).pack_id
+
+
+def _show(estimate, as_json: bool, heading: str) -> None:
+    data = estimate.__dict__
+    if as_json:
+        emit_json(data)
+        return
+    console.print(
+        f"{heading}\n  threshold [bold]{estimate.threshold:.3f}[/] at watchlist size {estimate.watchlist_size}: "
+        f"FPIR {estimate.fpir:.2e} (1 in {1 / max(estimate.fpir, 1e-12):,.0f}), expected TPIR {estimate.tpir * 100:.1f}%\n"
+        f"  how: {estimate.method}\n  calibration: {estimate.calibration}"
+    )
+
+
+@threshold_app.command("recommend")
+@friendly_errors
+def recommend(
+    target_fpir: Annotated[str, typer.Option("--target-fpir", help="Largest acceptable false-alert rate per face, e.g. 1/6000.")],
+    watchlist_size: Annotated[int, typer.Option("--watchlist-size", min=1, help="Number of people on the watchlist.")],
+    calibration: Annotated[
+        str | None, typer.Option("--calibration", help="Calibration reference (default: newest for the pack).")
+    ] = None,
+    home: HomeOpt = None,
+    pack: PackOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The lowest threshold that keeps the false-alert rate at or below the target for this watchlist size."""
+    from openlfr.services import thresholds
+    from openlfr.storage import Store
+
+    target = thresholds.parse_rate(target_fpir)
+    estimate = thresholds.recommend(Store(home), _pack_id(pack, home), target, watchlist_size, calibration)
+    _show(estimate, as_json, f"Recommended for FPIR ≤ {target:.2e}:")
+
+
+@threshold_app.command("estimate")
+@friendly_errors
+def estimate(
+    threshold: Annotated[float, typer.Option("--threshold", min=0.0, max=1.0)],
+    watchlist_size: Annotated[int, typer.Option("--watchlist-size", min=1)],
+    calibration: Annotated[str | None, typer.Option("--calibration")] = None,
+    home: HomeOpt = None,
+    pack: PackOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The false-alert rate and hit rate to expect at a threshold and watchlist size."""
+    from openlfr.services import thresholds
+    from openlfr.storage import Store
+
+    _show(thresholds.estimate(Store(home), _pack_id(pack, home), threshold, watchlist_size, calibration), as_json, "Estimate:")
+
+
+@threshold_app.command("import")
+@friendly_errors
+def import_file(
+    path: Annotated[Path, typer.Argument(help="calibration.json written by 'openlfr evaluate identification'.")],
+    by: Annotated[str, typer.Option("--by", help="Who imports it (audited).")],
+    home: HomeOpt = None,
+) -> None:
+    """Make a calibration available for threshold choices and deployment checks."""
+    from openlfr.services import thresholds
+    from openlfr.storage import Store
+
+    console.print(f"Imported calibration {thresholds.import_calibration(Store(home), path, by)}.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(threshold_app, name="threshold")

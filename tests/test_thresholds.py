@@ -1,0 +1,88 @@
+"""Thresholds from calibration: recommendations meet their target, deployments above 1 in 1,000 need an
+audited override, the record cites the calibration, and a calibration never serves another pack."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from lfr_helpers import hopper_subject
+from openlfr.errors import OpenLFRError, StoreError
+from openlfr.services import audit, deployments, thresholds
+from openlfr.services.records import record_for
+
+
+def test_parse_rate() -> None:
+    assert thresholds.parse_rate("1/6000") == pytest.approx(1 / 6000)
+    assert thresholds.parse_rate("0.001") == 0.001
+    with pytest.raises(OpenLFRError, match="between 0 and 1"):
+        thresholds.parse_rate("2")
+    with pytest.raises(OpenLFRError, match="not a rate"):
+        thresholds.parse_rate("one in ten")
+
+
+def test_shipped_calibration_is_for_the_default_pack(engine) -> None:
+    path, data = thresholds.find(None, engine.pack_id)
+    assert data["pack_id"] == engine.pack_id
+    assert thresholds.reference(path).startswith(path.stem + "@")
+
+
+@pytest.mark.parametrize("size", [20, 100, 1000, 5000])
+def test_recommendation_meets_its_target(engine, size) -> None:
+    target = 1 / 1000
+    rec = thresholds.recommend(None, engine.pack_id, target, size)
+    assert rec.fpir <= target
+    assert thresholds.estimate(None, engine.pack_id, rec.threshold, size).fpir <= target
+    assert thresholds.estimate(None, engine.pack_id, rec.threshold - 0.005, size).fpir > target * 0.5
+    assert 0 <= rec.tpir <= 1
+    # A larger watchlist needs a threshold at least as high for the same false-alert rate.
+    assert thresholds.recommend(None, engine.pack_id, target, size * 2).threshold >= rec.threshold
+
+
+def test_calibration_of_another_pack_is_refused(store, engine, tmp_path) -> None:
+    path, _ = thresholds.find(None, engine.pack_id)
+    other = json.loads(path.read_text())
+    other["pack_id"] = "some-other-pack:0000"
+    foreign = tmp_path / "other-pack.json"
+    foreign.write_text(json.dumps(other))
+    ref = thresholds.import_calibration(store, foreign, "auditor-1")
+    with pytest.raises(OpenLFRError, match="made for model pack some-other-pack"):
+        thresholds.estimate(store, engine.pack_id, 0.5, 10, ref)
+    assert thresholds.find(store, engine.pack_id)[1]["pack_id"] == engine.pack_id  # falls back to the right one
+    assert audit.search(store, action="threshold.calibration_import")[0]["actor"] == "auditor-1"
+
+
+def _planned(store, engine, threshold: float) -> int:
+    hopper_subject(store, engine)
+    now = datetime.now(UTC)
+    deployment_id = deployments.plan(store, "T", "Test Street", "crime-hotspot", now, now + timedelta(hours=2), threshold,
+                                     [deployments.CameraSpec("cam", "0")], "planner")  # fmt: skip
+    deployments.build_watchlist(store, deployment_id, None, "planner")
+    deployments.approve_watchlist(store, deployment_id, "boss")
+    return deployment_id
+
+
+def test_low_threshold_needs_an_audited_override(store, engine) -> None:
+    deployment_id = _planned(store, engine, threshold=0.25)
+    with pytest.raises(StoreError, match="above 1 in 1,000"):
+        deployments.authorise(store, deployment_id, "boss", "needed")
+    deployments.authorise(store, deployment_id, "boss", "needed", override_reason="trial agreed with the oversight board")
+    (event,) = audit.search(store, action="threshold.override")
+    assert event["actor"] == "boss" and "oversight board" in event["details"]["reason"]
+    deployments.close(store, deployment_id, "planner")
+    with store.session() as s:
+        record = record_for(s, deployment_id)
+    assert "@" in record["threshold_calibration"] and "override" in record["threshold_calibration"]
+    assert record["estimated_fpir"] > 1 / 1000
+
+
+def test_default_threshold_needs_no_override_for_a_small_watchlist(store, engine) -> None:
+    deployment_id = _planned(store, engine, threshold=deployments.DEFAULT_THRESHOLD)
+    deployments.authorise(store, deployment_id, "boss", "needed")
+    with store.session() as s:
+        record = record_for(s, deployment_id)
+    assert record["threshold_calibration"].startswith("yunet-sface-lfw@")
+    assert record["estimated_fpir"] < 1 / 1000
+    assert not audit.search(store, action="threshold.override")
