@@ -135,6 +135,9 @@ DUMMY = {
     "image_id": "999999",
     "kind": "probe",
     "camera": "cam-x",
+    "search_id": "999999",
+    "candidate_id": "999999",
+    "number": "1",
 }
 
 
