@@ -522,6 +522,38 @@ def summary(results: list[dict], k: int) -> None:
         print(table(["Target", "Measured", "Verdict"], verdicts))
 
 
+def bench_import(data: Path, cache: Path, images: int) -> dict:
+    """Custody import rate on real LFW images: one worker (baseline) against two, same images, fresh stores."""
+    import shutil
+    import tempfile
+
+    from openlfr.models import load_engine
+    from openlfr.services.custody import import_custody
+
+    source = cache / f"import-{images}"
+    if not source.is_dir():
+        people = sorted(p for p in (data / "lfw" / "lfw-deepfunneled").iterdir() if p.is_dir())
+        copied = 0
+        for person in people:
+            for image in sorted(person.glob("*.jpg"))[:4]:
+                (source / person.name).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(image, source / person.name / image.name)
+                copied += 1
+            if copied >= images:
+                break
+    engine = load_engine(home=cache / "home")
+    rates = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory(prefix="openlfr-import-") as home:
+            report = import_custody(Store(home), engine, source, "benchmark", workers=workers)
+            rates[workers] = report.as_dict() | {"images_per_s": round(report.images_per_s, 1)}
+    print(f"\n### Custody import ({rates[1]['total']} LFW images)\n")
+    rows = [[str(w), str(r["imported"]), str(r["rejected"]), f"{r['images_per_s']:.1f}"] for w, r in rates.items()]
+    print(table(["Workers", "Imported", "Rejected", "Images/s"], rows))
+    print(f"\nTwo workers: {rates[2]['images_per_s'] / max(rates[1]['images_per_s'], 1e-9):.2f}× one worker.")
+    return {str(w): r for w, r in rates.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=os.environ.get("OPENLFR_TEST_DATA"), help="shared data folder (holds lfw/)")
@@ -541,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--chunk", type=int, default=1 << 18, help="templates generated at a time")
     parser.add_argument("--out", type=Path, default=None, help="JSON results (default: CACHE/rfr-results.json)")
+    parser.add_argument("--import-images", type=int, default=200, help="LFW images for the import-rate measurement (0: skip)")
     args = parser.parse_args(argv)
     if not args.data or not (Path(args.data) / "lfw" / "lfw-deepfunneled").is_dir():
         parser.error("--data must be the shared data folder holding lfw/lfw-deepfunneled (or set OPENLFR_TEST_DATA)")
@@ -572,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         f"in {time.perf_counter() - start:.0f} s"
     )
     realism = realism_report(model, real[held_mask], labels[held_mask])
+    imports = bench_import(Path(args.data), args.cache, args.import_images) if args.import_images else None
     sync = bench_sync(args.sync_rows, model, args.cache) if args.sync_rows else None
     results = [run_size(size, args, model, real[held_mask], labels[held_mask]) for size in sizes]
     summary(results, args.k)
@@ -579,7 +613,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nOther load after the run: {'unknown' if busy is None else f'{busy:.0f}% CPU busy'}")
     out = args.out or args.cache / "rfr-results.json"
     out.write_text(
-        json.dumps({"realism": realism, "sync": sync, "results": results, "argv": sys.argv[1:]}, indent=1, default=float)
+        json.dumps(
+            {"realism": realism, "import": imports, "sync": sync, "results": results, "argv": sys.argv[1:]},
+            indent=1,
+            default=float,
+        )
     )
     print(f"JSON: {out}")
     return 0
