@@ -126,6 +126,8 @@ def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
 
 def ten_fold(scores: np.ndarray, same: np.ndarray, fold_of: np.ndarray) -> tuple[list[float], list[float]]:
     accuracies, thresholds = [], []
+    if len(np.unique(fold_of)) < 2:
+        raise OpenLFRError("cross-validation needs at least 2 folds (the threshold is chosen on the others)")
     for f in np.unique(fold_of):
         train, test = fold_of != f, fold_of == f
         t = best_threshold(scores[train], same[train])
