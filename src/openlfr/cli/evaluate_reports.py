@@ -61,6 +61,7 @@ def verification(
         int, typer.Option("--max-non-mated", min=1, help="Cap on non-mated pairs of --folder (random sample above it).")
     ] = 10_000_000,
     people: Annotated[int | None, typer.Option("--people", min=2, help="--folder: only the first N people.")] = None,
+    per_person: Annotated[int | None, typer.Option("--per-person", min=2, help="--folder: at most N images per person.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for sampling non-mated pairs.")] = 0,
     cache_dir: CacheOpt = None,
     home: HomeOpt = None,
@@ -80,7 +81,7 @@ def verification(
         if data is not None:
             sets.append(ver.lfw_view2(engine, data, pairs, folds, cache, advance)[0])
         if folder is not None:
-            sets.append(ver.folder_pairs(engine, folder, max_non_mated, seed, people, cache, advance))
+            sets.append(ver.folder_pairs(engine, folder, max_non_mated, seed, people, cache, advance, per_person))
     results = [ver.summary(s) for s in sets]
     html_path, json_path = write_verification_report(out, sets, results, engine.pack_id)
     if as_json:
@@ -90,7 +91,7 @@ def verification(
         console.print(f"[bold]{r['dataset']}[/]: {r['mated_comparisons']:,} mated, {r['impostor_comparisons']:,} impostor pairs")
         for t in r["tar_at_far"]:
             console.print(
-                f"  TAR at FAR {t['far']:g}: {t['tar'] * 100:.2f}% (threshold {t['threshold_accept_above']:.3f}; "
+                f"  TAR at FAR {t['far']:g}: {rep.percent(t['tar'])} (threshold {rep.cell(t['threshold_accept_above'])}; "
                 f"{t['false_accepts']} of {t['impostor_comparisons']:,} impostors above) — {t['status']}"
             )
     console.print(f"Report: {html_path}\nJSON: {json_path}")
@@ -132,7 +133,7 @@ def write_verification_report(out: Path, sets: list, results: list[dict], pack_i
                     [
                         f"{t['far']:g}",
                         rep.percent(t["tar"]),
-                        f"{t['threshold_accept_above']:.4f}",
+                        rep.cell(t["threshold_accept_above"]),
                         t["false_accepts"],
                         t["impostor_comparisons"],
                         t["mated_comparisons"],
@@ -146,7 +147,8 @@ def write_verification_report(out: Path, sets: list, results: list[dict], pack_i
     headline = []
     for r in results:
         cells = ", ".join(
-            f"{rep.percent(t['tar'])} at FAR {t['far']:g}" + ("" if t["status"] == "supported" else " (not supported)")
+            f"{rep.percent(t['tar'])} at FAR {t['far']:g}"
+            + ("" if t["status"] == "supported" else " (not supported by the data)")
             for t in r["tar_at_far"]
         )
         headline.append(f"{r['dataset']}: TAR {cells}.")
@@ -201,9 +203,12 @@ def openset_report(
         "watchlists": [r.as_dict(FPIR_TARGETS) for r in results],
         "extrapolation_method": "FPIR(W, t) = 1 - (1 - p(t))^W, p(t) = per-comparison impostor rate measured at the "
         f"largest watchlist (W = {largest.size})",
-        "extrapolation_check": [row for r in results for row in openset.extrapolation_check(r, (1 / 100, *FPIR_TARGETS))],
+        "extrapolation_check": [
+            row for r in results for row in openset.extrapolation_check(r, (1 / 100, *FPIR_TARGETS), largest.impostor_rate())
+        ],
         "extrapolated": [row for w in extrapolate_to for row in openset.extrapolated_thresholds(largest, w, FPIR_TARGETS)],
         "calibration_file": str(calibration_path),
+        "highest_non_mated": {str(r.size): openset.highest_non_mated(r.draws[0]) for r in results},
     }
     body = [rep.heading("TPIR against FPIR"), rep.image(tpir_fpir_figure(results), "TPIR against FPIR per watchlist size")]
     rows = []
@@ -217,8 +222,8 @@ def openset_report(
                     rep.percent(a["tpir"]),
                     f"{rep.percent(a['tpir_range_over_draws'][0])}–{rep.percent(a['tpir_range_over_draws'][1])}",
                     f"{a['fpir']:.5f}",
-                    a["non_mated_probes_per_draw"],
-                    a["mated_probes_per_draw"],
+                    f"{a['non_mated_probes_per_draw']:,.0f}",
+                    f"{a['mated_probes_per_draw']:,.0f}",
                     a["status"],
                 ]
             )
@@ -247,7 +252,8 @@ def openset_report(
         rep.heading("Larger watchlists (extrapolated)"),
         rep.paragraph(
             "Method: " + summary["extrapolation_method"] + ". It assumes a stranger's comparisons with different "
-            "watchlist entries exceed the threshold independently; the check below compares it with FPIR measured."
+            "watchlist entries exceed the threshold independently. Check: FPIR predicted for each measured size from the "
+            "largest watchlist's per-comparison rate, against FPIR measured at that size (its own non-mated probes)."
         ),
         rep.image(extrapolation_figure(results), "Measured and predicted FPIR against threshold"),
         rep.table(
@@ -263,7 +269,7 @@ def openset_report(
                 [
                     e["size"],
                     f"1/{round(1 / e['target_fpir']):,}",
-                    f"{e['threshold']:.3f}",
+                    "—" if e["threshold"] is None else f"{e['threshold']:.3f}",
                     f"{e['per_comparison_rate']:.2e}",
                     e["impostor_comparisons"],
                     e["status"],
@@ -272,6 +278,25 @@ def openset_report(
             ],
         ),
     ]
+    body += [
+        rep.heading("What sets the threshold at the lowest FPIRs"),
+        rep.paragraph(
+            "At FPIR 1/1000 or 1/6000 the threshold is fixed by the handful of non-mated probes that score highest. "
+            "Here they are for the first draw of each size: a probe image, the watchlisted person it resembled most, and "
+            "the score. Check them: a data set's labelling errors (one person filed under two names) count as false alerts "
+            "here and raise the threshold; leave such identities out with --exclude FILE, and say so."
+        ),
+        rep.table(
+            ["W", "non-mated probe (identity)", "best watchlist match", "score"],
+            [
+                [w, h["probe_identity"], h["best_match"], f"{h['score']:.3f}"]
+                for w, rows in summary["highest_non_mated"].items()
+                for h in rows
+            ],
+        ),
+    ]
+    if dataset.get("excluded"):
+        notes = [*notes, f"identities left out (--exclude): {', '.join(dataset['excluded'])}"]
     if notes:
         body.append(rep.bullets(notes))
     headline = [
@@ -403,7 +428,7 @@ def run_walkby(engine, truth_path: Path, threshold: float, realtime: bool, confi
     return result, scenario, events
 
 
-def live_figures(result, scenario, events: list[tuple[float, str]]) -> dict:
+def live_figures(result, scenario, events: list[tuple[float, str]], realtime: bool = True) -> dict:
     """Per-pass TPIR, false alerts per 1,000 and 10,000 faces seen, alerts per pass and time to alert."""
     from openlfr.evaluation.demographics import wilson
     from openlfr.evaluation.walkby import AFTER_S, BEFORE_S
@@ -445,8 +470,11 @@ def live_figures(result, scenario, events: list[tuple[float, str]]) -> dict:
             "per_pass": [round(float(d), 3) for d in delays],
         },
         "processing_latency_ms": {
-            "p50": result.camera.get("alert_latency_p50_ms"),
-            "p95": result.camera.get("alert_latency_p95_ms"),
+            "p50": result.camera.get("alert_latency_p50_ms") if realtime else None,
+            "p95": result.camera.get("alert_latency_p95_ms") if realtime else None,
+            "note": "capture to stored alert"
+            if realtime
+            else "not measured: every frame was processed, faster or slower than real time, so capture times are nominal",
         },
         "frames_processed": result.camera.get("frames_processed"),
         "frames_dropped": result.camera.get("frames_dropped"),
@@ -459,7 +487,7 @@ def live_figures(result, scenario, events: list[tuple[float, str]]) -> dict:
 
 
 def write_live_report(out: Path, result, scenario, events, confirm: str, realtime: bool, pool: bool, pack_id: str):
-    f = live_figures(result, scenario, events)
+    f = live_figures(result, scenario, events, realtime)
     watchlisted = len(scenario.watchlist)
     scene = (
         f"A simulated {scenario.size[0]}×{scenario.size[1]} street camera: {scenario.duration_s:.0f} s of video at "
@@ -498,7 +526,9 @@ def write_live_report(out: Path, result, scenario, events, confirm: str, realtim
                 ["time to alert p50 / p95 (s)", f"{tta['p50']} / {tta['p95']}"],
                 [
                     "processing latency p50 / p95 (ms)",
-                    f"{f['processing_latency_ms']['p50']} / {f['processing_latency_ms']['p95']}",
+                    f"{f['processing_latency_ms']['p50']} / {f['processing_latency_ms']['p95']}"
+                    if realtime
+                    else f["processing_latency_ms"]["note"],
                 ],
                 ["frames processed / dropped", f"{f['frames_processed']} / {f['frames_dropped']}"],
             ],
@@ -561,6 +591,7 @@ def timeline_figure(scenario, events):
     for t, reference in events:
         hit = next((p for p in wanted if p.identity == reference and p.t_enter - BEFORE_S <= t <= p.t_exit + AFTER_S), None)
         ax.plot([t], [hit.index if hit else -1], "o" if hit else "x", color="#2e8b57" if hit else "#c0392b", ms=5)
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("Video time (s)")
     ax.set_ylabel("Pass")
     ax.set_title("Passes (blue: watchlisted) and alerts (green: true, red ×: false)")

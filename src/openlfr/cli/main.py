@@ -231,6 +231,9 @@ def evaluate_identification(
     calibration: Annotated[
         Path | None, typer.Option("--calibration", help="Calibration file to write (default: OUT/calibration.json).")
     ] = None,
+    exclude: Annotated[
+        Path | None, typer.Option("--exclude", help="File of identities to leave out, one a line (e.g. one person, two names).")
+    ] = None,
     cache_dir: evaluate_reports.CacheOpt = None,
     home: HomeOpt = None,
     pack: PackOpt = None,
@@ -246,12 +249,18 @@ def evaluate_identification(
     started = time.perf_counter()
     with evaluate_reports.templating("LFW templates") as advance:
         templates, names = openset.lfw_template_cache(engine, data, cache_dir or openset.default_cache_dir(home), people, advance)
+    excluded = sorted(openset.read_exclusions(exclude)) if exclude else []
+    if excluded:
+        keep = [i for i, n in enumerate(names) if n.split("/")[0] not in set(excluded)]
+        templates, names = templates[keep], [names[i] for i in keep]
     result = openset.closed_set(templates, names, holdout, seed)
     summary = result.as_dict() | {"model_pack": engine.pack_id, "holdout": holdout, "seed": seed}
+    if excluded:
+        summary["excluded_identities"] = excluded
     out.mkdir(parents=True, exist_ok=True)
     if report:
         dataset = {"name": "LFW" + (f" (first {people} people)" if people else ""), "path": str(data), "images": len(names),
-                   "people": len({n.split("/")[0] for n in names})}  # fmt: skip
+                   "people": len({n.split("/")[0] for n in names}), "excluded": excluded}  # fmt: skip
         open_set = evaluate_reports.openset_report(
             out, templates, names, dataset, engine.pack_id, engine.recognizer.flip, sizes,
             list(range(seed, seed + draws)), per_person, [int(w) for w in extrapolate.split(",") if w.strip()],

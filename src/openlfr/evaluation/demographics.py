@@ -251,7 +251,7 @@ def interval_figure(attribute: str, data: dict):
     from openlfr.evaluation.report import new_figure
 
     groups = list(data["groups"])
-    fig = new_figure(8, 1.6 + 0.9 * max(len(groups), 1))
+    fig = new_figure(8, 1.4 + 0.45 * max(len(groups), 1))
     axes = fig.subplots(1, len(FIGURES), sharey=True)
     for ax, figure in zip(axes, FIGURES, strict=True):
         for y, g in enumerate(groups):
@@ -263,6 +263,7 @@ def interval_figure(attribute: str, data: dict):
             ax.errorbar([r["rate"]], [y], xerr=[[r["rate"] - lo], [hi - r["rate"]]], fmt="o", color=colour, capsize=3)
         ax.set_title(figure.upper(), fontsize=9)
         ax.set_yticks(range(len(groups)), groups, fontsize=8)
+        ax.set_ylim(-0.6, len(groups) - 0.4)
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(True, axis="x", alpha=0.3)
     fig.suptitle(f"{attribute}: rate and 95% Wilson interval per group (orange: too small to support a claim)", fontsize=9)

@@ -174,6 +174,7 @@ class Draw:
     mated_correct: np.ndarray  # best match is the probe's own watchlist image
     non_mated_identity: np.ndarray
     non_mated_score: np.ndarray  # best watchlist score
+    non_mated_match: np.ndarray  # identity of that best watchlist entry
     impostor_exceeding: np.ndarray  # per grid threshold: (non-mated probe, entry) comparisons scoring >= t
     impostor_comparisons: int
 
@@ -229,10 +230,12 @@ def draw(templates: np.ndarray, names: list[str], size: int, seed: int, per_pers
         mated_correct[start : start + len(best)] = best == np.array(mated_owner[start : start + 4096])
     mated_correct &= ok[mated_rows]  # no face: a miss
     non_mated_score = np.zeros(len(non_mated_rows), np.float32)
+    non_mated_best = np.zeros(len(non_mated_rows), np.int64)
     tail = np.zeros(STEPS + 1, np.int64)
     for start in range(0, len(non_mated_rows), 2048):
         s = templates[non_mated_rows[start : start + 2048]] @ gallery.T
-        non_mated_score[start : start + len(s)] = s.max(axis=1)
+        non_mated_best[start : start + len(s)] = s.argmax(axis=1)
+        non_mated_score[start : start + len(s)] = s[np.arange(len(s)), non_mated_best[start : start + len(s)]]
         tail += exceeding(s.ravel())
     return Draw(
         size=size,
@@ -242,6 +245,7 @@ def draw(templates: np.ndarray, names: list[str], size: int, seed: int, per_pers
         mated_correct=mated_correct,
         non_mated_identity=np.array([identity_of(names[r]) for r in non_mated_rows]),
         non_mated_score=non_mated_score,
+        non_mated_match=np.array([enrolled[b] for b in non_mated_best]),
         impostor_exceeding=tail,
         impostor_comparisons=len(non_mated_rows) * size,
     )
@@ -311,6 +315,29 @@ class OpenSetResult:
         }
 
 
+def highest_non_mated(d: Draw, count: int = 10) -> list[dict]:
+    """The non-mated probes that score highest: they alone set the threshold at the lowest FPIRs, so a reader
+    should see who they are (on LFW, several are one person filed under two names)."""
+    order = np.argsort(-d.non_mated_score, kind="stable")[:count]
+    return [
+        {
+            "probe_identity": str(d.non_mated_identity[i]),
+            "best_match": str(d.non_mated_match[i]),
+            "score": round(float(d.non_mated_score[i]), 4),
+        }
+        for i in order
+    ]
+
+
+def read_exclusions(path: Path) -> set[str]:
+    """Identities to leave out, one a line (``#`` starts a comment): e.g. people a data set files under two names."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise OpenLFRError(f"cannot read {path}: {exc}") from exc
+    return {line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()}
+
+
 def evaluate(
     templates: np.ndarray, names: list[str], sizes: list[int], seeds: list[int], per_person: int = PER_PERSON
 ) -> list[OpenSetResult]:
@@ -335,9 +362,14 @@ def extrapolate(rate: np.ndarray, size: int) -> np.ndarray:
     return 1.0 - np.power(1.0 - np.clip(rate, 0.0, 1.0), size)
 
 
-def extrapolation_check(result: OpenSetResult, targets: tuple[float, ...]) -> list[dict]:
-    """Predicted against measured FPIR at the measured size, at the thresholds chosen for each target."""
-    predicted, measured = extrapolate(result.impostor_rate(), result.size), result.fpir()
+def extrapolation_check(result: OpenSetResult, targets: tuple[float, ...], rate: np.ndarray | None = None) -> list[dict]:
+    """Predicted against measured FPIR at a measured size, at the thresholds chosen for each target.
+
+    ``rate`` is the per-comparison impostor rate the extrapolation uses (that of the largest watchlist, whose
+    non-mated probes are other people): predicting a smaller measured size from it tests the method honestly.
+    """
+    rate = result.impostor_rate() if rate is None else rate
+    predicted, measured = extrapolate(rate, result.size), result.fpir()
     rows = []
     for t in targets:
         k = int(GRID.searchsorted(result.at_fpir(t)["threshold"]))
@@ -375,7 +407,7 @@ def extrapolated_thresholds(result: OpenSetResult, size: int, targets: tuple[flo
             {
                 "size": size,
                 "target_fpir": t,
-                "threshold": float(GRID[k]),
+                "threshold": float(GRID[k]) if errors >= 1 else None,  # unresolvable: no number to act on
                 "per_comparison_rate": needed,
                 "impostor_comparisons": int(comparisons),
                 "status": status,

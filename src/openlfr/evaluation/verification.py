@@ -59,13 +59,15 @@ def far_support(comparisons: int, far: float) -> str:
 def tar_at_far(mated: np.ndarray, non_mated: np.ndarray, far: float) -> dict:
     """TAR with the threshold set so that at most floor(FAR × N) impostor scores lie above it."""
     n = len(non_mated)
-    impostors = np.sort(non_mated)[::-1]
     allowed = int(np.floor(far * n))
-    threshold = float(impostors[allowed]) if allowed < n else float(impostors[-1]) - 1e-6 if n else 1.0
+    if allowed >= n or not len(mated):
+        raise OpenLFRError("TAR at FAR needs mated scores and more impostor scores than FAR × N")
+    threshold = float(np.sort(non_mated)[::-1][allowed])
+    measurable = n * far >= 1  # else no false accept could be seen: the threshold says nothing about this FAR
     return {
         "far": far,
-        "tar": round(float((mated > threshold).mean()) if len(mated) else 0.0, 5),
-        "threshold_accept_above": round(threshold, 5),
+        "tar": round(float((mated > threshold).mean()), 5) if measurable else None,
+        "threshold_accept_above": round(threshold, 5) if measurable else None,
         "false_accepts": int((non_mated > threshold).sum()),
         "impostor_comparisons": n,
         "mated_comparisons": len(mated),
@@ -205,11 +207,27 @@ def folder_pairs(
     limit_people: int | None = None,
     cache_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    per_person: int | None = None,
 ) -> PairScores:
-    """All mated pairs and all (or a sample of) non-mated pairs of a labelled folder."""
+    """All mated pairs and all (or a sample of) non-mated pairs of a labelled folder.
+
+    ``per_person`` keeps at most that many images of each person (drawn with ``seed``), so that a few
+    much-photographed people do not supply most of the mated pairs.
+    """
     names = folder_names(folder, limit_people)
     templates = template_cache(engine, folder, names, cache_dir, progress)
     ok = np.linalg.norm(templates, axis=1) > 0
+    if per_person:
+        rng = np.random.default_rng(seed)
+        by_person: dict[str, list[int]] = {}
+        for i, n in enumerate(names):
+            by_person.setdefault(identity_of(n), []).append(i)
+        keep = sorted(
+            r
+            for rows in by_person.values()
+            for r in (rows if len(rows) <= per_person else rng.choice(rows, per_person, replace=False))
+        )
+        templates, names, ok = templates[keep], [names[i] for i in keep], ok[keep]
     used = [n for n, good in zip(names, ok, strict=True) if good]
     mated, non_mated, how = all_pairs(templates[ok], [identity_of(n) for n in used], max_non_mated, seed)
     if not len(mated) or not len(non_mated):
@@ -222,7 +240,8 @@ def folder_pairs(
         people=len({identity_of(n) for n in names}),
         images_without_face=int((~ok).sum()),
         notes=[
-            "mated: every pair of images of the same person (people with many images weigh more)",
+            "mated: every pair of images of the same person (people with many images weigh more)"
+            + (f"; at most {per_person} images per person" if per_person else ""),
             f"non-mated: {how}",
             f"{int((~ok).sum())} image(s) without a detected face left out",
         ],
@@ -250,7 +269,7 @@ def roc_figure(sets: list[PairScores]):
     ax.set_xscale("log")
     ax.set_xlabel("False accept rate (log scale)")
     ax.set_ylabel("True accept rate")
-    ax.set_title("ROC: share of mated pairs accepted against share of impostor pairs accepted")
+    ax.set_title("ROC: mated pairs accepted against impostor pairs accepted")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     return fig

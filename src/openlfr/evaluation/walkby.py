@@ -125,6 +125,7 @@ def run(
             deployment_id,
             realtime=realtime,
             on_alert=lambda _id, e: events.append((e.frame.index / scenario.fps, e.reference)),
+            pool_templates=pool_templates,
         )
         record = deployments.close(store, deployment_id, "evaluator")
         store.close()
