@@ -4,11 +4,9 @@ each writes a self-contained HTML report and its JSON (``openlfr.evaluation.repo
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -382,50 +380,10 @@ def extrapolation_figure(results: list):
 
 
 def run_walkby(engine, truth_path: Path, threshold: float, realtime: bool, confirm: tuple[int, int], pool: bool):
-    """``walkby.run``, also returning the alert events (video time, subject) that time-to-alert needs."""
+    """``walkby.run``, also returning the scenario and alert events that time-to-alert needs."""
     from openlfr.evaluation import walkby
-    from openlfr.live.runner import run_deployment
-    from openlfr.services import deployments
-    from openlfr.simulation.walkby import Scenario
-    from openlfr.storage import Store
 
-    scenario = Scenario.from_json(json.loads(truth_path.read_text()))
-    video = truth_path.with_name("walkby.mp4")
-    if not video.is_file():
-        raise OpenLFRError(f"walk-by video {video} not found")
-    events: list[tuple[float, str]] = []
-    with tempfile.TemporaryDirectory(prefix="openlfr-live-eval-") as tmp:
-        store = Store(tmp)
-        enrolled, skipped = walkby.enrol_watchlist(store, engine, scenario)
-        now = datetime.now(UTC)
-        deployment_id = deployments.plan(
-            store,
-            "Walk-by evaluation",
-            "Simulated street",
-            "crime-hotspot",
-            now,
-            now + timedelta(hours=2),
-            threshold,
-            [deployments.CameraSpec("sim", str(video))],
-            "evaluator",
-            confirm_n=confirm[0],
-            confirm_m=confirm[1],
-        )
-        deployments.build_watchlist(store, deployment_id, None, "evaluator")
-        deployments.approve_watchlist(store, deployment_id, "supervisor")
-        deployments.authorise(store, deployment_id, "supervisor", "evaluation of the live pipeline")
-        live_report = run_deployment(
-            store,
-            engine,
-            deployment_id,
-            realtime=realtime,
-            pool_templates=pool,
-            on_alert=lambda _id, e: events.append((e.frame.index / scenario.fps, e.reference)),
-        )
-        record = deployments.close(store, deployment_id, "evaluator")
-        store.close()
-    result = walkby.score(scenario, events, enrolled, skipped, live_report.faces_seen, live_report.cameras[0], threshold, record)
-    return result, scenario, events
+    return walkby.run_with_events(engine, truth_path, None, threshold, realtime, None, confirm, pool)
 
 
 def live_figures(result, scenario, events: list[tuple[float, str]], realtime: bool = True) -> dict:

@@ -93,6 +93,20 @@ def run(
     confirm: tuple[int, int] = (2, 5),
     pool_templates: bool = False,
 ) -> WalkbyResult:
+    return run_with_events(engine, truth_path, video_path, threshold, realtime, home, confirm, pool_templates)[0]
+
+
+def run_with_events(
+    engine: FaceEngine,
+    truth_path: str | Path,
+    video_path: str | Path | None = None,
+    threshold: float = deployments.DEFAULT_THRESHOLD,
+    realtime: bool = True,
+    home: str | Path | None = None,
+    confirm: tuple[int, int] = (2, 5),
+    pool_templates: bool = False,
+) -> tuple[WalkbyResult, Scenario, list[tuple[float, str]]]:
+    """:func:`run`, also returning the scenario and the alert events (video time, subject) for time-to-alert."""
     truth_path = Path(truth_path)
     scenario = Scenario.from_json(json.loads(truth_path.read_text()))
     video = Path(video_path) if video_path else truth_path.with_name("walkby.mp4")
@@ -129,7 +143,8 @@ def run(
         )
         record = deployments.close(store, deployment_id, "evaluator")
         store.close()
-    return score(scenario, events, enrolled, skipped, report.faces_seen, report.cameras[0], threshold, record)
+    result = score(scenario, events, enrolled, skipped, report.faces_seen, report.cameras[0], threshold, record)
+    return result, scenario, events
 
 
 def score(
