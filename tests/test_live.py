@@ -258,3 +258,40 @@ def test_recording_in_encrypted_segments(tmp_path: Path, engine) -> None:
         assert b"ftyp" not in raw[:64]  # not a readable MP4 on disk
         assert len(read_segment(store, relative)) == frames
     assert not list((store.home / "footage").glob("*.part.mp4"))
+
+
+def _face_tile(engine, image: np.ndarray, size: int = 200) -> np.ndarray:
+    """The image cut square around its face (face box scaled to half the tile) and resized to ``size``."""
+    x, y, w, h = engine.faces(image)[0].detection.box
+    side = 2 * max(w, h)
+    cx, cy = x + w / 2, y + h / 2
+    x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    return cv2.resize(image[y0 : y0 + int(side), x0 : x0 + int(side)], (size, size))
+
+
+def test_track_that_swaps_to_another_face_is_split(engine) -> None:
+    """One person leaves and another appears where the tracker expects the first: the track must not
+    carry the first person's alert (or templates) over to the newcomer."""
+    from openlfr.live.pipeline import CameraPipeline, PipelineConfig, Watchlist
+    from openlfr.media.video import Frame
+
+    hopper, collins = demo_images.grace_hopper(), demo_images.eileen_collins()
+    reference = engine.faces(hopper)[0].template
+    watchlist = Watchlist.build(reference[None], ["GH-1"], ["Grace Hopper"], ["c"], [1])
+    events: list = []
+    pipeline = CameraPipeline("cam", engine, watchlist, PipelineConfig(threshold=0.45), events.append)
+    ids_and_alerted = []
+    for n, tile in enumerate([_face_tile(engine, hopper)] * 16 + [_face_tile(engine, collins)] * 16):
+        image = np.full((480, 640, 3), 90, np.uint8)
+        image[140:340, 220:420] = tile
+        pipeline.process(Frame(image, n, n * 0.1, n * 0.1))
+        ids_and_alerted.append([(t.id, bool(t.state.get("alerted"))) for t in pipeline.active])
+    assert [e.reference for e in events] == ["GH-1"]
+    hopper_ids = {i for frame in ids_and_alerted[:16] for i, _ in frame}
+    assert len(hopper_ids) == 1 and pipeline.stats.splits == 1
+    # From the newcomer's first templated view (at most recheck_s later) on, the face in view is a new
+    # track that raised no alert, so the operator's view blurs it instead of boxing it as an alert.
+    for frame in ids_and_alerted[16 + 11 :]:
+        assert frame and all(i not in hopper_ids and not alerted for i, alerted in frame)
+    pipeline.finish()
+    assert pipeline.stats.faces_seen == 2

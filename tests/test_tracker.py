@@ -288,3 +288,16 @@ def test_predicted_box_follows_velocity() -> None:
     assert (x + w / 2, y + h / 2) == pytest.approx((130.0, 85.0))
     assert (w, h) == pytest.approx((50.0, 50.0))
     assert isinstance(track, Track) and track.predicted_box(0.1) == pytest.approx(track.box)
+
+
+def test_split_replaces_a_track_with_a_fresh_confirmed_one() -> None:
+    tracker = FaceTracker()
+    for n in range(4):
+        (old,) = tracker.update([face(500 + 60 * n, 500, 80)], n * 0.1).active
+    assert old.has_velocity and old.confirmed
+    new = tracker.split(old)
+    assert new.id > old.id and new.confirmed and not new.has_velocity and new.state == {}
+    assert new.box == old.box and new.first_seen == new.last_seen == old.last_seen
+    assert tracker.tracks == [new]  # the old track is forgotten; the caller ends it
+    (follow,) = tracker.update([face(500 + 60 * 4, 500, 80)], 0.4).active
+    assert follow is new and new.has_velocity

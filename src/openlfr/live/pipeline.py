@@ -113,6 +113,15 @@ class PipelineConfig:
     #: watchlisted pass in 20 but also raised one false alert (README, "Measured").
     pool_templates: bool = False
     pooled_min_templates: int = 3
+    #: A new view scoring below this against the track's pooled template (its earlier views) is
+    #: another person's: the tracker joined a face that left with one that appeared close by. The
+    #: track is then split, so the first person's data is dropped and the newcomer is judged on
+    #: their own views only. On the 5-minute walk-by, views of one face scored 0.7 or more against
+    #: their track and swapped faces 0.3 or less (README, "Measured").
+    identity_break: float = 0.4
+    #: After its template budget a track is templated again at least this often (seconds), so a
+    #: swap is noticed and the newcomer recognised even when their view is no better.
+    recheck_s: float = 1.0
     blur_non_alerting: bool = True
     #: Detections narrower than this (px) are ignored: too small to recognise, and where detectors'
     #: false positives (badges, patterns) concentrate. Faces of 24 px and up are followed.
@@ -125,6 +134,8 @@ class PipelineStats:
     faces_seen: int = 0
     templates: int = 0
     alerts: int = 0
+    #: Tracks found to have swapped to another person's face and split (see ``identity_break``).
+    splits: int = 0
     detect_ms: float = 0.0
     template_ms: float = 0.0
 
@@ -168,7 +179,24 @@ class CameraPipeline:
         state = track.state
         if state.get("templates", 0) < self.config.templates_per_track:
             return True
+        if track.last_seen - state.get("templated_at", track.last_seen) >= self.config.recheck_s:
+            return True
         return quality > state.get("best_quality", 0.0) * self.config.better_view
+
+    def _is_someone_else(self, track: Track, template: np.ndarray) -> bool:
+        pooled = track.state.get("pooled")
+        if pooled is None:
+            return False
+        unit = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+        return float(template @ unit) < self.config.identity_break
+
+    def _split(self, track: Track) -> Track:
+        """End ``track`` (dropping what it held of the person who left) and follow the newcomer anew."""
+        successor = self.tracker.split(track)
+        self._end([track])
+        self.active = [successor if t is track else t for t in self.active]
+        self.stats.splits += 1
+        return successor
 
     def process(self, frame: Frame) -> list[AlertEvent]:
         started = time.perf_counter()
@@ -185,6 +213,8 @@ class CameraPipeline:
             best, best_row = self.watchlist.subject_scores(probes)
             self.stats.templates += len(chosen)
             for i, track in enumerate(chosen):
+                if self._is_someone_else(track, probes[i]):
+                    track = self._split(track)
                 alerts += self._observe(track, probes[i], best[i], best_row[i], frame)
         self.stats.frames += 1
         self.stats.detect_ms += (detected - started) * 1000
@@ -198,6 +228,7 @@ class CameraPipeline:
         history: deque[np.ndarray] = state.setdefault("scores", deque(maxlen=self.config.confirm_m))
         history.append(scores)
         state["templates"] = state.get("templates", 0) + 1
+        state["templated_at"] = track.last_seen
         quality = track.detection.inter_eye_px * track.detection.score
         state["best_quality"] = max(state.get("best_quality", 0.0), quality)
         # The track's pooled template: a quality-weighted mean of its views, which averages out
@@ -293,6 +324,7 @@ class WorkerStats:
             "faces_seen": pipeline.faces_seen,
             "templates": pipeline.templates,
             "alerts": pipeline.alerts,
+            "track_splits": pipeline.splits,
             "mean_detect_ms": round(pipeline.detect_ms / max(pipeline.frames, 1), 1),
             "mean_template_ms_per_frame": round(pipeline.template_ms / max(pipeline.frames, 1), 1),
             "alert_latency_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat is not None else None,

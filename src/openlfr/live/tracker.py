@@ -206,6 +206,22 @@ class FaceTracker:
 
     finish = flush
 
+    def split(self, track: Track) -> Track:
+        """Replace ``track`` by a new one at its current box: the caller found that the face it now
+        follows is another person's (one person left as another appeared nearby and the motion gate
+        joined them). The old track is forgotten; the caller ends it and drops its ``state``. The new
+        track is confirmed (its face has been seen) but measures its own velocity afresh."""
+        self._tracks = [t for t in self._tracks if t is not track]
+        successor = Track(
+            id=next(self._ids),
+            detection=track.detection,
+            first_seen=track.last_seen,
+            last_seen=track.last_seen,
+            confirmed=True,
+        )
+        self._tracks.append(successor)
+        return successor
+
     def _observe(self, track: Track, det: Detection, t: float) -> None:
         """Update a track with its matched detection, refining the motion state."""
         dt = t - track.last_seen
