@@ -10,6 +10,7 @@ from openlfr.core.alignment import ARCFACE_112, align_face
 from openlfr.core.detector import Detector
 from openlfr.core.quality import measure
 from openlfr.core.recognizer import Recognizer
+from openlfr.core.second_opinion import DlibRecognizer
 from openlfr.core.types import Detection, Face
 
 
@@ -26,10 +27,27 @@ class FaceEngine:
     pack_id: str
     native_threshold: float
     template: np.ndarray = field(default_factory=lambda: ARCFACE_112.copy())
+    #: Optional second recogniser fused with the first (see :mod:`openlfr.core.second_opinion`):
+    #: templates are ``[sqrt(w)·first, sqrt(1-w)·second]`` with ``w = fusion_weight``.
+    second: DlibRecognizer | None = None
+    fusion_weight: float = 1.0
 
     @property
     def dimension(self) -> int:
-        return self.recognizer.dimension
+        return self.recognizer.dimension + (self.second.dimension if self.second else 0)
+
+    def first_model_part(self, template: np.ndarray) -> np.ndarray:
+        """The first model's part of a template (all of it for single-model packs), not rescaled."""
+        return template[: self.recognizer.dimension] if self.second else template
+
+    def second_opinion_floor(self, threshold: float) -> float:
+        """The first-model score below which no second opinion can lift a fused score to ``threshold``
+        (the second model's cosine is at most 1), so asking it would be wasted time."""
+        return (threshold - (1.0 - self.fusion_weight)) / self.fusion_weight if self.second else -1.0
+
+    def first_model_scores(self, scores: np.ndarray) -> np.ndarray:
+        """First-model cosines from scores of first-model-only templates (``describe(second_opinion=False)``)."""
+        return scores / self.fusion_weight if self.second else scores
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         return self.detector.detect(image)
@@ -42,11 +60,34 @@ class FaceEngine:
         detections = self.detect(image)
         return self.describe(image, detections, with_templates)
 
-    def describe(self, image: np.ndarray, detections: list[Detection], with_templates: bool = True) -> list[Face]:
-        """Quality and templates for faces already detected (e.g. by a tracker), in one batch."""
+    def describe(
+        self, image: np.ndarray, detections: list[Detection], with_templates: bool = True, second_opinion: bool = True
+    ) -> list[Face]:
+        """Quality and templates for faces already detected (e.g. by a tracker), in one batch.
+
+        ``second_opinion=False`` (packs with a second model): templates carry the first model's
+        part only, the second part zero, until :meth:`add_second_opinion` fills it in.
+        """
         crops = [self.align(image, d) for d in detections]
         faces = [Face(d, measure(d, c)) for d, c in zip(detections, crops, strict=True)]
         if with_templates and crops:
-            for face, template in zip(faces, self.recognizer.templates(crops), strict=True):
+            templates = self.recognizer.templates(crops)
+            if self.second:
+                first = templates
+                templates = np.zeros((len(crops), self.dimension), dtype=np.float32)
+                templates[:, : first.shape[1]] = np.sqrt(self.fusion_weight) * first
+            for face, template in zip(faces, templates, strict=True):
                 face.template = template
+            if self.second and second_opinion:
+                self.add_second_opinion(image, faces)
         return faces
+
+    def add_second_opinion(self, image: np.ndarray, faces: list[Face]) -> None:
+        """Fill in the second model's part of these faces' templates (from ``describe(second_opinion=False)``)."""
+        if not self.second or not faces:
+            return
+        second = self.second.templates(image, [f.detection for f in faces])
+        offset = self.recognizer.dimension
+        for face, template in zip(faces, second, strict=True):
+            assert face.template is not None
+            face.template[offset:] = np.sqrt(1.0 - self.fusion_weight) * template

@@ -142,15 +142,6 @@ def image_templates(
     """One template per LFW image (its central face), in order; rows of images without a face stay zero."""
     templates = np.zeros((len(names), engine.dimension), dtype=np.float32)
     fallbacks = 0
-    batch: list[tuple[int, np.ndarray]] = []
-
-    def flush() -> None:
-        if batch:
-            feats = engine.recognizer.templates([c for _, c in batch])
-            for (i, _), t in zip(batch, feats, strict=True):
-                templates[i] = t
-            batch.clear()
-
     for n, name in enumerate(names):
         image = load_image(images_dir / name)
         h, w = image.shape[:2]
@@ -166,12 +157,9 @@ def image_templates(
         if face is None:
             fallbacks += 1  # template stays zero: every comparison scores 0
         else:
-            batch.append((n, engine.align(image, face)))
-        if len(batch) >= 32:
-            flush()
+            templates[n] = engine.describe(image, [face])[0].template
         if progress:
             progress(n + 1, len(names))
-    flush()
     return templates, fallbacks
 
 

@@ -131,7 +131,12 @@ def run_with_events(
         )
         deployments.build_watchlist(store, deployment_id, None, "evaluator")
         deployments.approve_watchlist(store, deployment_id, "supervisor")
-        deployments.authorise(store, deployment_id, "supervisor", "evaluation of the live pipeline")
+        # Evaluating a pack (or a threshold) comes before calibrating it, so an uncalibrated one is
+        # run under a recorded override rather than refused.
+        deployments.authorise(
+            store, deployment_id, "supervisor", "evaluation of the live pipeline",
+            override_reason="walk-by evaluation on simulated video; no real deployment",
+        )  # fmt: skip
         events: list[tuple[float, str]] = []
         report = run_deployment(
             store,

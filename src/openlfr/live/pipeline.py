@@ -136,6 +136,8 @@ class PipelineStats:
     alerts: int = 0
     #: Tracks found to have swapped to another person's face and split (see ``identity_break``).
     splits: int = 0
+    #: Views given the second model's opinion (fused packs only).
+    second_opinions: int = 0
     detect_ms: float = 0.0
     template_ms: float = 0.0
 
@@ -159,6 +161,9 @@ class CameraPipeline:
         on_alert: Callable[[AlertEvent], None],
         tracker: FaceTracker | None = None,
     ) -> None:
+        if config.pool_templates and engine is not None and engine.second is not None:
+            # Views without the second opinion would pool first-model-only parts with fused ones.
+            raise ValueError("pooled track templates are not supported with a pack that has a second opinion")
         self.camera = camera
         self.engine = engine
         self.watchlist = watchlist
@@ -184,11 +189,13 @@ class CameraPipeline:
         return quality > state.get("best_quality", 0.0) * self.config.better_view
 
     def _is_someone_else(self, track: Track, template: np.ndarray) -> bool:
-        pooled = track.state.get("pooled")
-        if pooled is None:
+        # Compared on the first model's part, which every templated view has (see describe()).
+        seen = track.state.get("identity")
+        if seen is None:
             return False
-        unit = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
-        return float(template @ unit) < self.config.identity_break
+        first = self.engine.first_model_part(template)
+        cosine = float(first @ seen) / max(float(np.linalg.norm(first) * np.linalg.norm(seen)), 1e-12)
+        return cosine < self.config.identity_break
 
     def _split(self, track: Track) -> Track:
         """End ``track`` (dropping what it held of the person who left) and follow the newcomer anew."""
@@ -208,9 +215,20 @@ class CameraPipeline:
         chosen = [t for t in update.confirmed if self._wants_template(t)]
         alerts: list[AlertEvent] = []
         if chosen:
-            faces = self.engine.describe(frame.image, [t.detection for t in chosen])
+            # With a fused pack, the slow second model runs only on views that the first model puts
+            # near enough to a subject for the fused score to possibly reach the threshold; the
+            # others keep a first-model-only template, which cannot reach it either.
+            faces = self.engine.describe(frame.image, [t.detection for t in chosen], second_opinion=False)
             probes = np.stack([f.template for f in faces])
             best, best_row = self.watchlist.subject_scores(probes)
+            if self.engine.second and best.shape[1]:
+                floor = self.engine.second_opinion_floor(self.config.threshold)
+                near = np.flatnonzero(self.engine.first_model_scores(best.max(axis=1)) >= floor)
+                if len(near):
+                    self.engine.add_second_opinion(frame.image, [faces[i] for i in near])
+                    probes = np.stack([f.template for f in faces])
+                    best, best_row = self.watchlist.subject_scores(probes)
+                    self.stats.second_opinions += len(near)
             self.stats.templates += len(chosen)
             for i, track in enumerate(chosen):
                 if self._is_someone_else(track, probes[i]):
@@ -235,6 +253,8 @@ class CameraPipeline:
         # per-frame noise (blur, compression, detector jitter) for genuine and impostor scores alike.
         pooled = state.get("pooled")
         state["pooled"] = template * quality if pooled is None else pooled + template * quality
+        first = self.engine.first_model_part(template) * quality if self.engine else template * quality
+        state["identity"] = first if "identity" not in state else state["identity"] + first
         alerted: set[int] = state.setdefault("alerted", set())
         stacked = np.stack(history)
         hits = (stacked >= self.config.threshold).sum(axis=0)
@@ -325,6 +345,7 @@ class WorkerStats:
             "templates": pipeline.templates,
             "alerts": pipeline.alerts,
             "track_splits": pipeline.splits,
+            "second_opinions": pipeline.second_opinions,
             "mean_detect_ms": round(pipeline.detect_ms / max(pipeline.frames, 1), 1),
             "mean_template_ms_per_frame": round(pipeline.template_ms / max(pipeline.frames, 1), 1),
             "alert_latency_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat is not None else None,

@@ -15,7 +15,17 @@ from openlfr.core.engine import FaceEngine
 from openlfr.core.recognizer import Recognizer
 from openlfr.errors import ModelPackError
 from openlfr.models import cleaning
-from openlfr.models.packs import DEFAULT_PACK, ModelFile, ModelPack, default_pack, load_local_pack, verify
+from openlfr.core.second_opinion import DlibRecognizer
+from openlfr.models.packs import (
+    DEFAULT_PACK,
+    FUSED_PACK,
+    ModelFile,
+    ModelPack,
+    default_pack,
+    fused_pack,
+    load_local_pack,
+    verify,
+)
 
 
 def session(model: str | bytes | Path, threads: int | None = None) -> ort.InferenceSession:
@@ -65,6 +75,8 @@ def resolve_pack(name_or_path: str | None = None) -> ModelPack:
     """The default pack for ``None`` or ``"yunet-sface"``; otherwise a local folder."""
     if name_or_path in (None, "", DEFAULT_PACK):
         return default_pack()
+    if name_or_path == FUSED_PACK:
+        return fused_pack()
     return load_local_pack(name_or_path)
 
 
@@ -96,4 +108,16 @@ def load_engine(
     else:
         raise ModelPackError(f"unknown recogniser kind {pack.recognizer.kind!r}")
     recognizer = Recognizer(rec_session, mean=pack.input_mean, std=pack.input_std, flip=flip)
-    return FaceEngine(detector, recognizer, pack_id=pack.pack_id, native_threshold=pack.native_threshold)
+    second = None
+    if pack.second and pack.second_landmarks:
+        verify(pack.second_landmarks)
+        verify(pack.second)
+        second = DlibRecognizer(pack.second_landmarks.path, pack.second.path)
+    return FaceEngine(
+        detector,
+        recognizer,
+        pack_id=pack.pack_id,
+        native_threshold=pack.native_threshold,
+        second=second,
+        fusion_weight=pack.fusion_weight,
+    )

