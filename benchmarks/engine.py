@@ -44,7 +44,8 @@ from openlfr.core.types import Detection
 from openlfr.evaluation.detection import measure_recall
 from openlfr.evaluation.lfw import central_face
 from openlfr.media.images import load_image
-from openlfr.models import cleaning, default_pack, load_engine
+from openlfr.models import cleaning, load_engine, sface_pack
+from openlfr.models.packs import SFACE_PACK
 from openlfr.simulation import FaceSource, compose_frame, make_background, pick_lfw_faces
 
 TARGET_TEMPLATE_MS = 12.0
@@ -190,7 +191,7 @@ def frames_1080p(engine, lfw_root: Path | None, demo: list[Sample], count: int, 
 
 def opencv_sface(threads: int) -> tuple[cv2.FaceRecognizerSF, str]:
     """FaceRecognizerSF on the shipped int8bq file; OpenCV 5 refuses its stale inputs, so strip only those."""
-    path = default_pack().recognizer.path
+    path = sface_pack().recognizer.path
     try:
         recognizer = cv2.FaceRecognizerSF.create(str(path), "")
         recognizer.feature(np.zeros((112, 112, 3), np.uint8))
@@ -284,7 +285,7 @@ class OpenCVYuNet:
     """``cv2.FaceDetectorYN`` behind the ``detect(bgr) -> list[Detection]`` interface."""
 
     def __init__(self, threshold: float = 0.6, nms: float = 0.3) -> None:
-        self.model = cv2.FaceDetectorYN.create(str(default_pack().detector.path), "", (320, 320), threshold, nms, 5000)
+        self.model = cv2.FaceDetectorYN.create(str(sface_pack().detector.path), "", (320, 320), threshold, nms, 5000)
         self._size: tuple[int, int] | None = None
 
     def detect(self, image: np.ndarray) -> list[Detection]:
@@ -411,8 +412,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--data {args.data}: {lfw_root}/lfw-deepfunneled does not exist")
     rounds = 5 if args.quick else 15
     home = os.environ.get("OPENLFR_HOME") or tempfile.mkdtemp(prefix="openlfr-bench-")
-    engine_on = load_engine(home=home, threads=args.threads, flip=True)
-    engine_off = load_engine(home=home, threads=args.threads, flip=False)
+    engine_on = load_engine(SFACE_PACK, home=home, threads=args.threads, flip=True)
+    engine_off = load_engine(SFACE_PACK, home=home, threads=args.threads, flip=False)
 
     import onnxruntime
 

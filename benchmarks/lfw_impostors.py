@@ -19,6 +19,7 @@ import numpy as np
 from openlfr.evaluation.lfw import central_face
 from openlfr.media.images import load_image
 from openlfr.models import load_engine
+from openlfr.models.packs import SFACE_PACK
 
 
 def main() -> None:
@@ -27,7 +28,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=2500)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    engine = load_engine()
+    engine = load_engine(SFACE_PACK)
     folders = sorted(p for p in (args.data / "lfw-deepfunneled").iterdir() if p.is_dir())
     random.seed(args.seed)
     folders = random.sample(folders, min(args.people, len(folders)))

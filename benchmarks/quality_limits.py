@@ -16,6 +16,7 @@ from openlfr.core.quality import QualityPolicy, measure
 from openlfr.evaluation.lfw import central_face
 from openlfr.media.images import load_image
 from openlfr.models import load_engine
+from openlfr.models.packs import SFACE_PACK
 
 
 def main() -> None:
@@ -24,7 +25,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    engine = load_engine(flip=False)
+    engine = load_engine(SFACE_PACK, flip=False)
     paths = sorted((args.data / "lfw-deepfunneled").glob("*/*.jpg"))
     random.seed(args.seed)
     reports = []

@@ -62,9 +62,9 @@ def lfw_templates(data: Path, cache: Path, n: int = 8000, seed: int = 0, per_per
         return saved["templates"], saved["labels"]
     from openlfr.evaluation.lfw import central_face
     from openlfr.media.images import load_image
-    from openlfr.models import load_engine
+    from openlfr.models import CUSTODY_PACK, load_engine
 
-    engine = load_engine(home=cache / "home")
+    engine = load_engine(CUSTODY_PACK, home=cache / "home")
     root = data / "lfw" / "lfw-deepfunneled"
     people = sorted(p for p in root.iterdir() if p.is_dir())
     rng = np.random.default_rng(seed)
@@ -527,7 +527,7 @@ def bench_import(data: Path, cache: Path, images: int) -> dict:
     import shutil
     import tempfile
 
-    from openlfr.models import load_engine
+    from openlfr.models import CUSTODY_PACK, load_engine
     from openlfr.services.custody import import_custody
 
     source = cache / f"import-{images}"
@@ -541,7 +541,7 @@ def bench_import(data: Path, cache: Path, images: int) -> dict:
                 copied += 1
             if copied >= images:
                 break
-    engine = load_engine(home=cache / "home")
+    engine = load_engine(CUSTODY_PACK, home=cache / "home")
     rates = {}
     for workers in (1, 2):
         with tempfile.TemporaryDirectory(prefix="openlfr-import-") as home:

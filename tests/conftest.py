@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from openlfr.models import load_engine
+from openlfr.models.packs import FUSED_PACK, SFACE_PACK
 from openlfr.storage import Store
 
 DATA_ENV = "OPENLFR_TEST_DATA"
@@ -46,7 +47,15 @@ def model_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def engine(model_home: Path):
-    return load_engine(home=model_home)
+    """The single-model pack most tests exercise (their thresholds are SFace cosines); the fused
+    default pack is tested in test_second_opinion.py and end to end by the demo and browser tests."""
+    return load_engine(SFACE_PACK, home=model_home)
+
+
+@pytest.fixture(scope="session")
+def fused(model_home: Path):
+    """The default pack for watchlists and live deployments: SFace and dlib's ResNet, fused."""
+    return load_engine(FUSED_PACK, home=model_home)
 
 
 @pytest.fixture

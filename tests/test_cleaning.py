@@ -23,7 +23,7 @@ from skimage import data
 from openlfr.core.detector import YuNetDetector
 from openlfr.core.recognizer import Recognizer
 from openlfr.errors import ModelPackError
-from openlfr.models import cleaning, default_pack, load_engine
+from openlfr.models import cleaning, load_engine, sface_pack
 from openlfr.models.loader import cleaned_graph, session
 from openlfr.models.packs import ModelFile, ModelPack
 
@@ -36,7 +36,7 @@ def _isolated_home(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def pack() -> ModelPack:
-    return default_pack()
+    return sface_pack()
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ import httpx
 import numpy as np
 import pytest
 
+from openlfr.models import load_engine
 from openlfr.services import demo_images, deployments, users
 from openlfr.storage import Store
 
@@ -94,7 +95,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, engine, model_home):
+def served(tmp_path_factory, model_home):
     """A data directory with accounts, a subject and an authorised deployment, served by ``openlfr serve``."""
     from lfr_helpers import hopper_subject
 
@@ -107,7 +108,8 @@ def served(tmp_path_factory, engine, model_home):
         ("adam-authoriser", "authorising_officer"),
     ]:
         users.create_user(store, username, username.split("-")[0].title(), role, PASSWORD, "test-setup")
-    hopper_subject(store, engine)
+    # Enrolled with the default pack, which the server goes live with (the fixture engine is SFace only).
+    hopper_subject(store, load_engine(home=model_home))
     clip = street_clip(home / "street.mp4")
     now = datetime.now(UTC)
     deployment_id = deployments.plan(

@@ -17,6 +17,7 @@ from PIL import Image
 from openlfr.core import QualityPolicy
 from openlfr.errors import ImageError, NoFaceError, NotFoundError, OpenLFRError, QualityError, StoreError
 from openlfr.models import load_engine
+from openlfr.models.packs import SFACE_PACK
 from openlfr.services import demo_images
 from openlfr.services.gallery import enrol, identify, list_people
 from openlfr.storage import Store
@@ -170,7 +171,7 @@ def test_key_from_environment_and_wrong_key_refused(tmp_path: Path, engine, monk
 
 def test_templates_from_another_model_pack_are_never_mixed(store: Store, engine, model_home: Path) -> None:
     enrol(store, engine, "GH-1", "Grace Hopper", [demo_images.grace_hopper_path()])
-    other = load_engine(home=model_home)
+    other = load_engine(SFACE_PACK, home=model_home)
     other.pack_id = "another-pack:000000000000"
     with pytest.raises(StoreError, match="must not be mixed"):
         enrol(store, other, "EC-1", "Eileen Collins", [("ec.png", png(demo_images.eileen_collins()))])

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from openlfr.core.second_opinion import DlibRecognizer
 from openlfr.live.pipeline import CameraPipeline, PipelineConfig, Watchlist
 from openlfr.media.video import Frame
-from openlfr.models.loader import load_engine
-from openlfr.models.packs import FUSED_PACK, fused_pack
+from openlfr.models.packs import fused_pack
 from openlfr.services import demo_images
-
-
-@pytest.fixture(scope="module")
-def fused(model_home: Path):
-    return load_engine(FUSED_PACK, home=model_home)
 
 
 def test_fused_score_is_the_weighted_mean_of_the_two_models_cosines(fused, engine) -> None:

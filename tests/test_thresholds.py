@@ -23,9 +23,12 @@ def test_parse_rate() -> None:
         thresholds.parse_rate("one in ten")
 
 
-def test_shipped_calibration_is_for_the_default_pack(engine) -> None:
-    path, data = thresholds.find(None, engine.pack_id)
-    assert data["pack_id"] == engine.pack_id
+@pytest.mark.parametrize("pack", ["engine", "fused"])
+def test_each_shipped_pack_has_its_calibration(pack, request) -> None:
+    pack_id = request.getfixturevalue(pack).pack_id
+    path, data = thresholds.find(None, pack_id)
+    assert data["pack_id"] == pack_id
+    assert path.stem == pack_id.split(":")[0] + "-lfw"
     assert thresholds.reference(path).startswith(path.stem + "@")
 
 
@@ -78,11 +81,27 @@ def test_low_threshold_needs_an_audited_override(store, engine) -> None:
     assert record["estimated_fpir"] > 1 / 1000
 
 
-def test_default_threshold_needs_no_override_for_a_small_watchlist(store, engine) -> None:
-    deployment_id = _planned(store, engine, threshold=deployments.DEFAULT_THRESHOLD)
+def test_default_threshold_needs_no_override_for_a_small_watchlist(store, fused) -> None:
+    deployment_id = _planned(store, fused, threshold=deployments.DEFAULT_THRESHOLD)
     deployments.authorise(store, deployment_id, "boss", "needed")
     with store.session() as s:
         record = record_for(s, deployment_id)
-    assert record["threshold_calibration"].startswith("yunet-sface-lfw@")
+    assert record["threshold_calibration"].startswith("yunet-sface-dlib-lfw@")
     assert record["estimated_fpir"] < 1 / 1000
+    assert not audit.search(store, action="threshold.override")
+
+
+def test_another_packs_threshold_needs_an_audited_override(store, engine) -> None:
+    # The fused pack's default on a single-model watchlist: almost nobody would ever be alerted.
+    deployment_id = _planned(store, engine, threshold=deployments.DEFAULT_THRESHOLD)
+    with pytest.raises(StoreError, match=r"would find only .* another pack's"):
+        deployments.authorise(store, deployment_id, "boss", "needed")
+    deployments.authorise(store, deployment_id, "boss", "needed", override_reason="testing a stricter threshold")
+    (event,) = audit.search(store, action="threshold.override")
+    assert "TPIR" in event["details"]["problem"]
+
+
+def test_single_model_default_threshold_needs_no_override(store, engine) -> None:
+    deployment_id = _planned(store, engine, threshold=0.45)
+    deployments.authorise(store, deployment_id, "boss", "needed")
     assert not audit.search(store, action="threshold.override")

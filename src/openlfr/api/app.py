@@ -27,18 +27,19 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
 class EngineHolder:
-    """Loads the model pack on first need (enrolment or going live), once, and shares it."""
+    """Loads a model pack on first need, once per purpose, and shares it: ``"watchlist"`` (enrolment,
+    going live) and ``"custody"`` (retrospective search), whose default packs differ."""
 
-    def __init__(self, factory: Callable[[], FaceEngine]) -> None:
+    def __init__(self, factory: Callable[[str], FaceEngine]) -> None:
         self._factory = factory
-        self._engine: FaceEngine | None = None
+        self._engines: dict[str, FaceEngine] = {}
         self._lock = threading.Lock()
 
-    def __call__(self) -> FaceEngine:
+    def __call__(self, purpose: str = "watchlist") -> FaceEngine:
         with self._lock:
-            if self._engine is None:
-                self._engine = self._factory()
-            return self._engine
+            if purpose not in self._engines:
+                self._engines[purpose] = self._factory(purpose)
+            return self._engines[purpose]
 
 
 def create_app(
@@ -50,12 +51,12 @@ def create_app(
 ) -> FastAPI:
     store = store or Store(home)
 
-    def load() -> FaceEngine:
+    def load(purpose: str) -> FaceEngine:
         if engine is not None:
             return engine
-        from openlfr.models import load_engine
+        from openlfr.models import CUSTODY_PACK, load_engine
 
-        return load_engine(pack, home=store.home)
+        return load_engine(pack or (CUSTODY_PACK if purpose == "custody" else None), home=store.home)
 
     engines = EngineHolder(load)
     bus = AlertBus()

@@ -20,7 +20,13 @@ err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="Data directory (default: $OPENLFR_HOME or ~/.openlfr).")]
-PackOpt = Annotated[str | None, typer.Option("--pack", help="Model pack: 'yunet-sface' (default) or a local pack folder.")]
+PackOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pack",
+        help="Model pack: 'yunet-sface-dlib' (default; custody images: 'yunet-sface'), 'yunet-sface', or a local pack folder.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 GalleryOpt = Annotated[str, typer.Option("--gallery", "-g", help="Gallery name.")]
 

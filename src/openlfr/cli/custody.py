@@ -35,7 +35,9 @@ def import_images(
     from openlfr.storage import Store
 
     store = Store(home)
-    engine = engine_for(pack, home)
+    from openlfr.models import CUSTODY_PACK
+
+    engine = engine_for(pack or CUSTODY_PACK, home)
     actor = audit.current_actor()
     started_by = by or (actor.name if actor else "cli")
     with progress_bar() as bar:

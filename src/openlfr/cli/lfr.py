@@ -118,7 +118,7 @@ def deployments_plan(
     camera: Annotated[list[str], typer.Option("--camera", help="NAME=SOURCE (file, URL, camera index or folder).")],
     by: ByOpt,
     threshold: Annotated[
-        float, typer.Option("--threshold", help="Minimum similarity score for an alert (default: calibrated 0.45).")
+        float, typer.Option("--threshold", help="Minimum similarity score for an alert (default: the default pack's, from LFW).")
     ] = DEFAULT_THRESHOLD,
     record: Annotated[list[str] | None, typer.Option("--record", help="Record footage from this camera.")] = None,
     latitude: Annotated[float | None, typer.Option("--lat")] = None,

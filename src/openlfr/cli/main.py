@@ -281,7 +281,8 @@ def evaluate_identification(
         f"rank-20 {ranks['rank_20'] * 100:.2f}%\n"
         f"  non-mated probes' best score: median {summary['non_mated_best_score_quantiles']['50%']}, "
         f"99th percentile {summary['non_mated_best_score_quantiles']['99%']}; "
-        f"share at or above 0.45: {summary['non_mated_share_above']['0.45'] * 100:.2f}%\n"
+        f"share at or above the pack's threshold {summary['pack_threshold']}: "
+        f"{summary['non_mated_share_above'][str(summary['pack_threshold'])] * 100:.2f}%\n"
         f"  result: {out / 'identification_result.json'}"
     )
     for w in summary.get("open_set", {}).get("watchlists", []):
@@ -311,7 +312,8 @@ def demo(
         console.rule("OpenLFR demo: live facial recognition, end to end")
         console.print(f"Data directory: {root} (SQLite and encrypted files; nothing to start)")
         engine = engine_for(None, root)
-        console.print(f"Model pack: {engine.pack_id} (YuNet detector + SFace recogniser on ONNX Runtime)")
+        models = "SFace and dlib ResNet recognisers, fused" if engine.second else "SFace recogniser"
+        console.print(f"Model pack: {engine.pack_id} (YuNet detector; {models})")
         result = run_demo(engine, root, say=lambda line: console.print(line, highlight=False))
         print_record(result.record)
         alerted = {a["name"] for a in result.alerts}

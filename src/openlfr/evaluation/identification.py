@@ -41,6 +41,8 @@ class IdentificationResult:
     non_mated_best: np.ndarray
     mated_best_genuine: np.ndarray
     images_without_face: int
+    #: The pack's own default threshold, reported beside the fixed ones (scores differ between packs).
+    pack_threshold: float | None = None
 
     def as_dict(self) -> dict:
         q = np.quantile(self.non_mated_best, [0.5, 0.9, 0.99, 0.999]) if len(self.non_mated_best) else [0, 0, 0, 0]
@@ -57,8 +59,9 @@ class IdentificationResult:
             },
             "non_mated_share_above": {
                 str(t): round(float((self.non_mated_best >= t).mean()) if len(self.non_mated_best) else 0.0, 5)
-                for t in THRESHOLDS
+                for t in sorted({*THRESHOLDS, *([self.pack_threshold] if self.pack_threshold is not None else [])})
             },
+            "pack_threshold": self.pack_threshold,
             "mated_genuine_score_median": round(float(np.median(self.mated_best_genuine)), 4)
             if len(self.mated_best_genuine)
             else None,
@@ -127,4 +130,5 @@ def evaluate(
         non_mated_best=best,
         mated_best_genuine=genuine,
         images_without_face=missing,
+        pack_threshold=engine.native_threshold,
     )

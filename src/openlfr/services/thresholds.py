@@ -36,6 +36,9 @@ from openlfr.storage import Store
 
 #: A deployment whose estimated FPIR is above this needs an explicit, audited override.
 MAX_FPIR_WITHOUT_OVERRIDE = 1 / 1000
+#: Below this estimated TPIR a deployment would miss most of its watchlist: usually a threshold
+#: copied from another model pack (scores of different packs are not on one scale).
+MIN_TPIR_WITHOUT_OVERRIDE = 0.5
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models" / "calibrations"
 
 

@@ -42,7 +42,7 @@ def start(
     try:
         ((name, data),) = read_uploads([probe])
         k = int(top_k) if top_k.strip().isdigit() else -1
-        result = rfr.start_search(request.app.state.store, request.app.state.engines(), data, name, case_reference,
+        result = rfr.start_search(request.app.state.store, request.app.state.engines("custody"), data, name, case_reference,
                                   justification, user.username, k)  # fmt: skip
     except OpenLFRError as exc:
         return redirect("/rfr", error=str(exc))
@@ -66,7 +66,7 @@ def search(search_id: int, request: Request):
 def choose(search_id: int, request: Request, face: Annotated[str, Form()] = ""):
     user = current_user(request)
     try:
-        rfr.choose_face(request.app.state.store, request.app.state.engines(), search_id, int(face) - 1, user.username)
+        rfr.choose_face(request.app.state.store, request.app.state.engines("custody"), search_id, int(face) - 1, user.username)
     except (OpenLFRError, ValueError) as exc:
         return redirect(f"/rfr/searches/{search_id}", error=str(exc))
     return redirect(f"/rfr/searches/{search_id}", flash="Search run: review the candidates below.")

@@ -46,8 +46,8 @@ def start_search(
 ) -> dict:
     """Search with an image (one face, or choose among several) or a CCTV clip (best view of each person)."""
     ((name, data),) = read_uploads([probe])
-    return rfr.start_search(request.app.state.store, request.app.state.engines(), data, name, case_reference, justification,
-                            user.username, top_k)  # fmt: skip
+    engine = request.app.state.engines("custody")
+    return rfr.start_search(request.app.state.store, engine, data, name, case_reference, justification, user.username, top_k)
 
 
 @router.get("/rfr/searches/{search_id}")
@@ -57,7 +57,7 @@ def get_search(search_id: int, request: Request) -> dict:
 
 @router.post("/rfr/searches/{search_id}/face")
 def choose_face(search_id: int, body: FaceIn, request: Request, user: SignedIn) -> dict:
-    return rfr.choose_face(request.app.state.store, request.app.state.engines(), search_id, body.face - 1, user.username)
+    return rfr.choose_face(request.app.state.store, request.app.state.engines("custody"), search_id, body.face - 1, user.username)
 
 
 @router.get("/rfr/searches/{search_id}/probe/{number}")
