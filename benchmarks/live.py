@@ -31,6 +31,7 @@ from openlfr.evaluation import walkby as walkby_eval
 from openlfr.live.pipeline import CameraPipeline, PipelineConfig, Watchlist
 from openlfr.media.video import VideoSource
 from openlfr.models import load_engine
+from openlfr.models.packs import alert_threshold
 from openlfr.simulation import walkby
 
 
@@ -67,8 +68,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the walk-by video")
     parser.add_argument("--people", type=int, default=None, help="people passing (default: one per second)")
     parser.add_argument("--home", type=Path, default=None, help="data directory for the model cache")
+    parser.add_argument("--pack", default=None, help="model pack (default: the live default, yunet-sface-dlib)")
+    parser.add_argument("--threshold", type=float, default=None, help="alert threshold (default: the pack's)")
     args = parser.parse_args()
-    engine = load_engine(home=args.home)
+    engine = load_engine(args.pack, home=args.home)
+    threshold = alert_threshold(engine.pack_id, engine.native_threshold) if args.threshold is None else args.threshold
     with tempfile.TemporaryDirectory(prefix="openlfr-bench-live-") as tmp:
         if args.data:
             people = args.people or max(2, int(args.seconds))
@@ -84,12 +88,13 @@ def main() -> None:
         n = round(args.seconds * scenario.fps)
         nf, nt, ntemplates = naive(engine, video, n)
         of, ot, otemplates = ours_offline(engine, video, watchlist, n)
-        result = walkby_eval.run(engine, truth, video, threshold=0.45, realtime=True)
+        result = walkby_eval.run(engine, truth, video, threshold=threshold, realtime=True)
     cam = result.camera
     rows = [
         ("naive: detect + template every face, every frame", nf / nt, ntemplates / nf, "1.00"),
         ("ours, every frame (tracking, best views only)", of / ot, otemplates / of, f"{(of / ot) / (nf / nt):.2f}"),
     ]
+    print(f"Model pack {engine.pack_id}, alert threshold {threshold}")
     print(f"1080p walk-by video: {args.seconds:.0f} s at {scenario.fps:.0f} fps, {len(scenario.passes)} passes\n")
     print("| pipeline | frames/s | templates/frame | speed vs naive |")
     print("|---|---|---|---|")

@@ -16,7 +16,7 @@ import typer
 from openlfr.cli.common import HomeOpt, JsonOpt, PackOpt, console, emit_json, engine_for, friendly_errors, progress_bar
 from openlfr.errors import OpenLFRError
 from openlfr.evaluation import report as rep
-from openlfr.services.deployments import DEFAULT_THRESHOLD
+from openlfr.models.packs import alert_threshold
 
 CacheOpt = Annotated[
     Path | None, typer.Option("--cache-dir", help="Template cache (default: <data directory>/cache); one file per model pack.")
@@ -560,7 +560,9 @@ def timeline_figure(scenario, events):
 def live(
     truth: Annotated[Path, typer.Option("--truth", help="truth.json written by 'openlfr simulate' (walkby.mp4 beside it).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for live.html and live.json.")] = Path("live-report"),
-    threshold: Annotated[float, typer.Option("--threshold", help="Deployment threshold.")] = DEFAULT_THRESHOLD,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Deployment threshold (default: the model pack's alert threshold).")
+    ] = None,
     realtime: Annotated[bool, typer.Option(help="Play the video in real time, dropping frames when busy.")] = True,
     confirm: Annotated[str, typer.Option("--confirm", help="N/M confirmation.")] = "2/5",
     pool: Annotated[bool, typer.Option("--pool", help="Also alert on each track's pooled template.")] = False,
@@ -571,6 +573,7 @@ def live(
     """Run a simulated walk-by through a whole deployment: per-pass TPIR, false alerts per 1,000/10,000 faces, time to alert."""
     n, m = (int(v) for v in confirm.split("/"))
     engine = engine_for(pack, home)
+    threshold = alert_threshold(engine.pack_id, engine.native_threshold) if threshold is None else threshold
     result, scenario, events = run_walkby(engine, truth, threshold, realtime, (n, m), pool)
     html_path, json_path = write_live_report(out, result, scenario, events, confirm, realtime, pool, engine.pack_id)
     figures = json.loads(json_path.read_text())["figures"]
@@ -591,7 +594,9 @@ def demographics(
     data: Annotated[Path, typer.Option("--data", help="LFW folder, or a labelled folder DIR/<identity>/<images>.")],
     groups: Annotated[Path, typer.Option("--groups", help="CSV: 'identity' column plus one column per attribute.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for demographics.html and .json.")] = Path("demographics-report"),
-    threshold: Annotated[float, typer.Option("--threshold", help="Threshold the figures are taken at.")] = DEFAULT_THRESHOLD,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Threshold for the figures (default: the pack's alert threshold).")
+    ] = None,
     watchlist_size: Annotated[int, typer.Option("--watchlist-size", min=1, help="Watchlist size for TPIR/FPIR (capped).")] = 1000,
     people: Annotated[int | None, typer.Option("--people", min=2, help="Only the first N people (quick runs).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the watchlist draw and pair samples.")] = 0,
@@ -606,6 +611,7 @@ def demographics(
 
     labels = demo.read_groups(groups)
     engine = engine_for(pack, home)
+    threshold = alert_threshold(engine.pack_id, engine.native_threshold) if threshold is None else threshold
     folder = openset.dataset_dir(data)
     names = openset.folder_names(folder, people)
     with templating("templates") as advance:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from openlfr.cli.common import HomeOpt, JsonOpt, PackOpt, console, emit_json, engine_for, friendly_errors
 from openlfr.errors import OpenLFRError
+from openlfr.models.packs import alert_threshold
 from openlfr.services.deployments import DEFAULT_THRESHOLD
 
 subjects_app = typer.Typer(help="Watchlist subjects: who may be sought, why, and on what authority.", no_args_is_help=True)
@@ -519,7 +520,9 @@ def simulate(
 
 def evaluate_walkby(
     truth: Annotated[Path, typer.Option("--truth", help="truth.json written by 'openlfr simulate'.")],
-    threshold: Annotated[float, typer.Option("--threshold", help="Deployment threshold.")] = DEFAULT_THRESHOLD,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Deployment threshold (default: the model pack's alert threshold).")
+    ] = None,
     realtime: Annotated[bool, typer.Option(help="Play the video in real time, dropping frames when busy.")] = True,
     confirm: Annotated[str, typer.Option("--confirm", help="N/M confirmation.")] = "2/5",
     out: Annotated[Path | None, typer.Option("--out", help="Write the full result as JSON here.")] = None,
@@ -534,6 +537,7 @@ def evaluate_walkby(
 
     n, m = (int(v) for v in confirm.split("/"))
     engine = engine_for(pack, home)
+    threshold = alert_threshold(engine.pack_id, engine.native_threshold) if threshold is None else threshold
     if report:
         from openlfr.cli import evaluate_reports
 

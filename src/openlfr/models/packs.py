@@ -36,6 +36,14 @@ CUSTODY_PACK = SFACE_PACK
 #: default alert threshold: both chosen on LFW, never on the walk-by (see :func:`fused_pack`).
 FUSION_WEIGHT = 0.4
 FUSED_THRESHOLD = 0.727
+#: Default alert thresholds of the shipped packs, by pack name: each accepts about 4.4 in 100,000
+#: LFW impostor pairs. Scores of different packs are not on one scale, so a threshold belongs to a pack.
+ALERT_THRESHOLDS = {SFACE_PACK: 0.45, FUSED_PACK: FUSED_THRESHOLD}
+
+
+def alert_threshold(pack_id: str, native_threshold: float) -> float:
+    """The shipped default alert threshold for a pack id (``name:checksums``); a local pack's own otherwise."""
+    return ALERT_THRESHOLDS.get(pack_id.split(":")[0], native_threshold)
 MANIFEST = "openlfr-pack.json"
 
 
