@@ -64,6 +64,7 @@ def test_lifecycle_alert_images_outcome_and_audit(api) -> None:
             "cameras": [{"name": "cam-1", "source": "/nonexistent.mp4"}]}  # fmt: skip
     planned = client.post("/api/v1/deployments", json=plan, headers=t["opr"])
     assert planned.status_code == 201, planned.text
+    assert planned.json()["threshold"] == 0.45  # no threshold given: the (single-model) pack's own
     deployment_id = planned.json()["id"]
     assert client.post(f"/api/v1/deployments/{deployment_id}/watchlist", json={}, headers=t["opr"]).status_code == 200
     # The planner may not approve or authorise; the authorising officer may.

@@ -59,6 +59,16 @@ def create_app(
         return load_engine(pack or (CUSTODY_PACK if purpose == "custody" else None), home=store.home)
 
     engines = EngineHolder(load)
+
+    def default_threshold() -> float:
+        """The watchlist pack's alert threshold; a shipped pack's is known without loading its models."""
+        from openlfr.models.packs import ALERT_THRESHOLDS, DEFAULT_PACK, alert_threshold
+
+        if engine is None and (pack or DEFAULT_PACK) in ALERT_THRESHOLDS:
+            return ALERT_THRESHOLDS[pack or DEFAULT_PACK]
+        watchlist_engine = engines("watchlist")
+        return alert_threshold(watchlist_engine.pack_id, watchlist_engine.native_threshold)
+
     bus = AlertBus()
     live = LiveManager(store, engines, bus)
 
@@ -78,6 +88,7 @@ def create_app(
     )
     app.state.store = store
     app.state.engines = engines
+    app.state.default_threshold = default_threshold
     app.state.bus = bus
     app.state.live = live
     app.state.secure_cookies = secure_cookies

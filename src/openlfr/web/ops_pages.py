@@ -253,7 +253,7 @@ def deployments_page(request: Request):
         deployments=deployments.list_deployments(_store(request)),
         use_cases=deployments.USE_CASES,
         can_plan=may(request.state.user, "POST", "/ops/deployments"),
-        default_threshold=deployments.DEFAULT_THRESHOLD,
+        default_threshold=request.app.state.default_threshold(),
         default_start=now.strftime("%Y-%m-%dT%H:%M"),
         default_end=(now + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M"),
     )
@@ -287,7 +287,7 @@ def plan_deployment(
             use_case,
             _utc_datetime(start, "start"),
             _utc_datetime(end, "end"),
-            deployments.DEFAULT_THRESHOLD if value is None else value,
+            request.app.state.default_threshold() if value is None else value,
             [deployments.CameraSpec(_text(camera_name), _text(camera_source))],
             created_by=user.username,
             latitude=_float(latitude, "latitude"),

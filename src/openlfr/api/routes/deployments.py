@@ -27,7 +27,7 @@ class PlanIn(BaseModel):
     use_case: str = Field(description=f"One of: {', '.join(service.USE_CASES)}")
     start: datetime
     end: datetime
-    threshold: float = service.DEFAULT_THRESHOLD
+    threshold: float | None = Field(None, description="Alert threshold; omitted = the watchlist model pack's default.")
     cameras: list[CameraIn]
     latitude: float | None = None
     longitude: float | None = None
@@ -58,7 +58,7 @@ def plan(body: PlanIn, request: Request, user: SignedIn) -> dict:
         body.use_case,
         body.start,
         body.end,
-        body.threshold,
+        request.app.state.default_threshold() if body.threshold is None else body.threshold,
         [service.CameraSpec(c.name, c.source, c.record) for c in body.cameras],
         created_by=user.username,
         latitude=body.latitude,
