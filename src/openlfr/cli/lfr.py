@@ -119,7 +119,8 @@ def deployments_plan(
     camera: Annotated[list[str], typer.Option("--camera", help="NAME=SOURCE (file, URL, camera index or folder).")],
     by: ByOpt,
     threshold: Annotated[
-        float, typer.Option("--threshold", help="Minimum similarity score for an alert (default: the default pack's, from LFW).")
+        float,
+        typer.Option("--threshold", help="Alert threshold (default: the default pack's; 0.45 for the yunet-sface pack)."),
     ] = DEFAULT_THRESHOLD,
     record: Annotated[list[str] | None, typer.Option("--record", help="Record footage from this camera.")] = None,
     latitude: Annotated[float | None, typer.Option("--lat")] = None,

@@ -44,6 +44,8 @@ ALERT_THRESHOLDS = {SFACE_PACK: 0.45, FUSED_PACK: FUSED_THRESHOLD}
 def alert_threshold(pack_id: str, native_threshold: float) -> float:
     """The shipped default alert threshold for a pack id (``name:checksums``); a local pack's own otherwise."""
     return ALERT_THRESHOLDS.get(pack_id.split(":")[0], native_threshold)
+
+
 MANIFEST = "openlfr-pack.json"
 
 
@@ -119,8 +121,8 @@ def fused_pack() -> ModelPack:
     """The SFace pack plus dlib's ResNet (face-recognition-models==0.3.0, CC0), fused at template level.
 
     Weight and threshold come from all LFW pairs (``benchmarks/fusion.py``): ``w`` where the
-    true-accept rate at the default pack's false-accept rate is highest, and the threshold that
-    gives that same false-accept rate (the default pack's 0.45 accepts 4.4 in 100,000 impostor pairs).
+    true-accept rate at the SFace pack's false-accept rate is highest, and the threshold that
+    gives that same false-accept rate (the SFace pack's 0.45 accepts 4.4 in 100,000 impostor pairs).
     """
     try:
         import face_recognition_models
