@@ -48,8 +48,8 @@ def naive(engine, video: Path, max_frames: int) -> tuple[int, float, int]:
     return frames, time.perf_counter() - started, templates
 
 
-def ours_offline(engine, video: Path, watchlist: Watchlist, max_frames: int) -> tuple[int, float, int]:
-    pipeline = CameraPipeline("bench", engine, watchlist, PipelineConfig(threshold=0.45), on_alert=lambda e: None)
+def ours_offline(engine, video: Path, watchlist: Watchlist, max_frames: int, threshold: float) -> tuple[int, float, int]:
+    pipeline = CameraPipeline("bench", engine, watchlist, PipelineConfig(threshold=threshold), on_alert=lambda e: None)
     source = VideoSource(str(video), realtime=False)
     frames = 0
     started = time.perf_counter()
@@ -87,7 +87,7 @@ def main() -> None:
         watchlist = Watchlist.build(dummy, [f"s{i}" for i in range(20)], ["x"] * 20, ["c"] * 20, list(range(20)))
         n = round(args.seconds * scenario.fps)
         nf, nt, ntemplates = naive(engine, video, n)
-        of, ot, otemplates = ours_offline(engine, video, watchlist, n)
+        of, ot, otemplates = ours_offline(engine, video, watchlist, n, threshold)
         result = walkby_eval.run(engine, truth, video, threshold=threshold, realtime=True)
     cam = result.camera
     rows = [

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from openlfr.evaluation.walkby import enrol_watchlist
 from openlfr.models import load_engine
+from openlfr.models.packs import alert_threshold
 from openlfr.services import deployments
 from openlfr.simulation.walkby import Scenario
 from openlfr.storage import Store
@@ -36,12 +37,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="openlfr-tvp-") as tmp:
         home = Path(tmp)
         store = Store(home)
-        enrol_watchlist(store, load_engine(home=home), Scenario.from_json(json.loads(args.truth.read_text())))
+        engine = load_engine(home=home)
+        threshold = alert_threshold(engine.pack_id, engine.native_threshold)
+        enrol_watchlist(store, engine, Scenario.from_json(json.loads(args.truth.read_text())))
         now = datetime.now(UTC)
 
         def deployment(cameras: int) -> int:
             specs = [deployments.CameraSpec(f"camera-{i}", str(video)) for i in range(cameras)]
-            d = deployments.plan(store, "bench", "bench", "crime-hotspot", now, now + timedelta(hours=1), 0.45, specs, "p")
+            d = deployments.plan(store, "bench", "bench", "crime-hotspot", now, now + timedelta(hours=1), threshold, specs, "p")
             deployments.build_watchlist(store, d, None, "p")
             deployments.approve_watchlist(store, d, "s")
             deployments.authorise(store, d, "s", "benchmark")
