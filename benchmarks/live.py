@@ -31,7 +31,6 @@ from openlfr.evaluation import walkby as walkby_eval
 from openlfr.live.pipeline import CameraPipeline, PipelineConfig, Watchlist
 from openlfr.media.video import VideoSource
 from openlfr.models import load_engine
-from openlfr.models.packs import alert_threshold
 from openlfr.simulation import walkby
 
 
@@ -72,7 +71,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=None, help="alert threshold (default: the pack's)")
     args = parser.parse_args()
     engine = load_engine(args.pack, home=args.home)
-    threshold = alert_threshold(engine.pack_id, engine.native_threshold) if args.threshold is None else args.threshold
+    threshold = engine.alert_threshold if args.threshold is None else args.threshold
     with tempfile.TemporaryDirectory(prefix="openlfr-bench-live-") as tmp:
         if args.data:
             people = args.people or max(2, int(args.seconds))

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from openlfr.evaluation.walkby import enrol_watchlist
 from openlfr.models import load_engine
-from openlfr.models.packs import alert_threshold
 from openlfr.services import deployments
 from openlfr.simulation.walkby import Scenario
 from openlfr.storage import Store
@@ -38,13 +37,13 @@ def main() -> None:
         home = Path(tmp)
         store = Store(home)
         engine = load_engine(home=home)
-        threshold = alert_threshold(engine.pack_id, engine.native_threshold)
         enrol_watchlist(store, engine, Scenario.from_json(json.loads(args.truth.read_text())))
         now = datetime.now(UTC)
 
         def deployment(cameras: int) -> int:
             specs = [deployments.CameraSpec(f"camera-{i}", str(video)) for i in range(cameras)]
-            d = deployments.plan(store, "bench", "bench", "crime-hotspot", now, now + timedelta(hours=1), threshold, specs, "p")
+            end = now + timedelta(hours=1)
+            d = deployments.plan(store, "bench", "bench", "crime-hotspot", now, end, engine.alert_threshold, specs, "p")
             deployments.build_watchlist(store, d, None, "p")
             deployments.approve_watchlist(store, d, "s")
             deployments.authorise(store, d, "s", "benchmark")

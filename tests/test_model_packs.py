@@ -23,7 +23,7 @@ from openlfr.core.detector import SCRFDDetector
 from openlfr.errors import ModelPackError
 from openlfr.models import load_engine, load_local_pack, resolve_pack
 from openlfr.models.loader import session
-from openlfr.models.packs import DEFAULT_PACK, FUSED_THRESHOLD, MANIFEST, ModelPack
+from openlfr.models.packs import DEFAULT_PACK, FUSED_THRESHOLD, MANIFEST, ModelFile, ModelPack
 
 STRIDES = (8, 16, 32)
 #: Distances (left, top, right, bottom) in stride units, per anchor.
@@ -367,10 +367,10 @@ def test_pack_id_depends_on_the_recogniser_checksum(tmp_path):
     assert isinstance(three, ModelPack)
 
 
-def test_each_shipped_pack_has_its_own_alert_threshold(engine, fused) -> None:
-    from openlfr.models.packs import alert_threshold
+def test_each_shipped_pack_has_its_own_alert_threshold(engine, fused, tmp_path) -> None:
     from openlfr.services import deployments
 
-    assert alert_threshold(engine.pack_id, engine.native_threshold) == 0.45
-    assert alert_threshold(fused.pack_id, fused.native_threshold) == deployments.DEFAULT_THRESHOLD == FUSED_THRESHOLD
-    assert alert_threshold("my-pack:0123abcd", 0.31) == 0.31  # a local pack keeps its own
+    assert engine.alert_threshold == 0.45
+    assert fused.alert_threshold == deployments.DEFAULT_THRESHOLD == FUSED_THRESHOLD
+    model = ModelFile(tmp_path / "m.onnx", "arcface", "0" * 64)
+    assert ModelPack("my-pack", model, model, native_threshold=0.31).alert_threshold == 0.31  # a local pack keeps its own

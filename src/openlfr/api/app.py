@@ -61,13 +61,10 @@ def create_app(
     engines = EngineHolder(load)
 
     def default_threshold() -> float:
-        """The watchlist pack's alert threshold; a shipped pack's is known without loading its models."""
-        from openlfr.models.packs import ALERT_THRESHOLDS, DEFAULT_PACK, alert_threshold
+        """The watchlist pack's alert threshold, read from the pack description (no models loaded)."""
+        from openlfr.models import resolve_pack
 
-        if engine is None and (pack or DEFAULT_PACK) in ALERT_THRESHOLDS:
-            return ALERT_THRESHOLDS[pack or DEFAULT_PACK]
-        watchlist_engine = engines("watchlist")
-        return alert_threshold(watchlist_engine.pack_id, watchlist_engine.native_threshold)
+        return engine.alert_threshold if engine is not None else resolve_pack(pack).alert_threshold
 
     bus = AlertBus()
     live = LiveManager(store, engines, bus)

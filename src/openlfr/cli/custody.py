@@ -31,12 +31,11 @@ def import_images(
     as_json: JsonOpt = False,
 ) -> None:
     """Detect, quality-check, template and store custody images; safe to interrupt and run again."""
+    from openlfr.models import CUSTODY_PACK
     from openlfr.services import audit, custody
     from openlfr.storage import Store
 
     store = Store(home)
-    from openlfr.models import CUSTODY_PACK
-
     engine = engine_for(pack or CUSTODY_PACK, home)
     actor = audit.current_actor()
     started_by = by or (actor.name if actor else "cli")

@@ -16,7 +16,6 @@ import typer
 from openlfr.cli.common import HomeOpt, JsonOpt, PackOpt, console, emit_json, engine_for, friendly_errors, progress_bar
 from openlfr.errors import OpenLFRError
 from openlfr.evaluation import report as rep
-from openlfr.models.packs import alert_threshold
 
 CacheOpt = Annotated[
     Path | None, typer.Option("--cache-dir", help="Template cache (default: <data directory>/cache); one file per model pack.")
@@ -573,7 +572,7 @@ def live(
     """Run a simulated walk-by through a whole deployment: per-pass TPIR, false alerts per 1,000/10,000 faces, time to alert."""
     n, m = (int(v) for v in confirm.split("/"))
     engine = engine_for(pack, home)
-    threshold = alert_threshold(engine.pack_id, engine.native_threshold) if threshold is None else threshold
+    threshold = engine.alert_threshold if threshold is None else threshold
     result, scenario, events = run_walkby(engine, truth, threshold, realtime, (n, m), pool)
     html_path, json_path = write_live_report(out, result, scenario, events, confirm, realtime, pool, engine.pack_id)
     figures = json.loads(json_path.read_text())["figures"]
@@ -611,7 +610,7 @@ def demographics(
 
     labels = demo.read_groups(groups)
     engine = engine_for(pack, home)
-    threshold = alert_threshold(engine.pack_id, engine.native_threshold) if threshold is None else threshold
+    threshold = engine.alert_threshold if threshold is None else threshold
     folder = openset.dataset_dir(data)
     names = openset.folder_names(folder, people)
     with templating("templates") as advance:

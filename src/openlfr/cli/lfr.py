@@ -12,7 +12,6 @@ from rich.table import Table
 
 from openlfr.cli.common import HomeOpt, JsonOpt, PackOpt, console, emit_json, engine_for, friendly_errors
 from openlfr.errors import OpenLFRError
-from openlfr.models.packs import alert_threshold
 from openlfr.services.deployments import DEFAULT_THRESHOLD
 
 subjects_app = typer.Typer(help="Watchlist subjects: who may be sought, why, and on what authority.", no_args_is_help=True)
@@ -538,7 +537,7 @@ def evaluate_walkby(
 
     n, m = (int(v) for v in confirm.split("/"))
     engine = engine_for(pack, home)
-    threshold = alert_threshold(engine.pack_id, engine.native_threshold) if threshold is None else threshold
+    threshold = engine.alert_threshold if threshold is None else threshold
     if report:
         from openlfr.cli import evaluate_reports
 

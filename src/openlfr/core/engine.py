@@ -31,6 +31,12 @@ class FaceEngine:
     #: templates are ``[sqrt(w)·first, sqrt(1-w)·second]`` with ``w = fusion_weight``.
     second: DlibRecognizer | None = None
     fusion_weight: float = 1.0
+    #: The pack's default alert threshold where one was chosen for it; None: the native one.
+    calibrated_threshold: float | None = None
+
+    @property
+    def alert_threshold(self) -> float:
+        return self.native_threshold if self.calibrated_threshold is None else self.calibrated_threshold
 
     @property
     def dimension(self) -> int:

@@ -46,6 +46,7 @@ class IdentificationResult:
 
     def as_dict(self) -> dict:
         q = np.quantile(self.non_mated_best, [0.5, 0.9, 0.99, 0.999]) if len(self.non_mated_best) else [0, 0, 0, 0]
+        thresholds = THRESHOLDS if self.pack_threshold is None else sorted({*THRESHOLDS, self.pack_threshold})
         return {
             "protocol": "LFW: gallery = first image of each enrolled person; mated probes = their other images; "
             "non-mated probes = every image of held-out people",
@@ -59,7 +60,7 @@ class IdentificationResult:
             },
             "non_mated_share_above": {
                 str(t): round(float((self.non_mated_best >= t).mean()) if len(self.non_mated_best) else 0.0, 5)
-                for t in sorted({*THRESHOLDS, *([self.pack_threshold] if self.pack_threshold is not None else [])})
+                for t in thresholds
             },
             "pack_threshold": self.pack_threshold,
             "mated_genuine_score_median": round(float(np.median(self.mated_best_genuine)), 4)

@@ -120,4 +120,5 @@ def load_engine(
         native_threshold=pack.native_threshold,
         second=second,
         fusion_weight=pack.fusion_weight,
+        calibrated_threshold=pack.calibrated_threshold,
     )

