@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from openlfr.core.types import Detection
+from openlfr.core.types import Detection, Face
 from openlfr.live.pipeline import CameraPipeline, PipelineConfig, Watchlist
 from openlfr.live.tracker import Track
 from openlfr.media.video import Frame
@@ -31,12 +31,12 @@ def probe(scores: dict[int, float]) -> np.ndarray:
     return v
 
 
-def pipeline(config: PipelineConfig) -> tuple[CameraPipeline, list]:
+def pipeline(config: PipelineConfig, engine: object = None) -> tuple[CameraPipeline, list]:
     watchlist = Watchlist.build(
         np.stack([basis(0), basis(1), basis(2)]), ["A", "B", "B"], ["Alice", "Bob", "Bob"], ["c", "c", "c"], [10, 20, 21]
     )
     events: list = []
-    return CameraPipeline("cam", engine=None, watchlist=watchlist, config=config, on_alert=events.append), events  # type: ignore[arg-type]
+    return CameraPipeline("cam", engine=engine, watchlist=watchlist, config=config, on_alert=events.append), events  # type: ignore[arg-type]
 
 
 def feed(p: CameraPipeline, track: Track, templates: list[np.ndarray]) -> None:
@@ -98,3 +98,82 @@ def test_ended_tracks_keep_nothing() -> None:
     assert t.state
     p._end([t])
     assert t.state == {} and p.stats.faces_seen == 1
+
+
+class StubEngine:
+    """Finds the faces it is shown and templates each as the probe given with it: the pipeline's own
+    detect → track → template → compare path, without models."""
+
+    second = None
+
+    def __init__(self, min_alert_inter_eye_px: float | None) -> None:
+        self.min_alert_inter_eye_px = min_alert_inter_eye_px
+        self.shown: list[tuple[Detection, np.ndarray]] = []
+        self.templated: list[float] = []  # inter-eye distance of every view templated
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return [d for d, _ in self.shown]
+
+    def describe(self, image: np.ndarray, detections: list[Detection], second_opinion: bool = True) -> list[Face]:
+        template = {id(d): t for d, t in self.shown}
+        self.templated += [d.inter_eye_px for d in detections]
+        return [Face(d, None, template[id(d)]) for d in detections]  # type: ignore[arg-type]
+
+    def first_model_part(self, template: np.ndarray) -> np.ndarray:
+        return template
+
+
+def square_face(cx: float, cy: float, size: float) -> Detection:
+    """A frontal face ``size`` px wide centred at (cx, cy); its eyes are 0.4 x size apart."""
+    rel = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8], [0.65, 0.8]])
+    x, y = cx - size / 2, cy - size / 2
+    return Detection((x, y, size, size), (np.array([x, y]) + rel * size).astype(np.float32), 0.9)
+
+
+def run_frames(p: CameraPipeline, engine: StubEngine, frames: list[list[tuple[Detection, np.ndarray]]]) -> list[int]:
+    """Feed one list of (face, template) per frame, 0.1 s apart; the frame index of every alert."""
+    alerted = []
+    for n, faces in enumerate(frames):
+        engine.shown = faces
+        if p.process(Frame(np.zeros((1080, 1920, 3), np.uint8), n, n * 0.1, n * 0.1)):
+            alerted.append(n)
+    p.finish()
+    return alerted
+
+
+def test_faces_below_the_pack_minimum_are_tracked_and_counted_but_never_alerted() -> None:
+    """Two watchlisted people in view, each matching strongly: the one whose eyes are 12 px apart (below
+    the pack's 16 px) is followed and counted but never compared; the one at 32 px is alerted once."""
+    engine = StubEngine(min_alert_inter_eye_px=16.0)
+    p, events = pipeline(PipelineConfig(threshold=0.45), engine)
+    frames = [
+        [(square_face(300 + 20 * n, 400, 30), probe({0: 0.9})), (square_face(1200 + 20 * n, 500, 80), probe({1: 0.9}))]
+        for n in range(20)
+    ]
+    run_frames(p, engine, frames)
+    assert [e.reference for e in events] == ["B"]
+    assert p.stats.faces_seen == 2  # both faces seen, the small one included
+    assert p.stats.views_too_small > 0 and min(engine.templated) >= 16.0  # the small face was never templated
+
+
+def test_pack_minimum_comes_from_the_engine_unless_configured() -> None:
+    watchlist = Watchlist.build(np.stack([basis(0)]), ["A"], ["Alice"], ["c"], [10])
+    engine = StubEngine(min_alert_inter_eye_px=16.0)
+    by_pack = CameraPipeline("cam", engine, watchlist, PipelineConfig(threshold=0.45), lambda e: None)  # type: ignore[arg-type]
+    configured = CameraPipeline(
+        "cam", engine, watchlist, PipelineConfig(threshold=0.45, min_alert_inter_eye_px=0), lambda e: None  # type: ignore[arg-type]
+    )
+    assert by_pack.min_alert_inter_eye_px == 16.0 and configured.min_alert_inter_eye_px == 0.0
+
+
+def test_a_face_is_alerted_once_it_comes_close_enough() -> None:
+    """One person approaching: no alert while their eyes are under the minimum apart, then the same track
+    is compared as soon as its views are large enough."""
+    engine = StubEngine(min_alert_inter_eye_px=16.0)
+    watchlist = Watchlist.build(np.stack([basis(0)]), ["A"], ["Alice"], ["c"], [10])
+    events: list = []
+    p = CameraPipeline("cam", engine, watchlist, PipelineConfig(threshold=0.45), events.append)  # type: ignore[arg-type]
+    sizes = [30 + 2 * n for n in range(20)]  # eyes 12 px apart growing to 27 px; 16 px reached at n = 5
+    alerted = run_frames(p, engine, [[(square_face(600 + 10 * n, 500, s), probe({0: 0.9}))] for n, s in enumerate(sizes)])
+    assert [e.reference for e in events] == ["A"] and alerted[0] >= 6  # two compared views needed (2 of 5)
+    assert p.stats.faces_seen == 1 and len(p.tracker.tracks) == 0

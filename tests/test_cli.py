@@ -42,11 +42,22 @@ def test_enrol_identify_people_json(home: Path, tmp_path: Path, engine) -> None:
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
     assert len(result["faces"]) == 2
+    assert [f["main"] for f in result["faces"]] == [True, False]  # the main face first
     refs = [[c["reference"] for c in f["candidates"]] for f in result["faces"]]
     assert sorted(refs) == [[], ["GH-1"]]
 
     r = run("people", "--home", home, "--json")
     assert json.loads(r.stdout) == [{"reference": "GH-1", "name": "Grace Hopper", "images": 1}]
+
+
+def test_identify_defaults_to_the_pack_alert_threshold(home: Path, engine) -> None:
+    """One default for searches and alerts: yunet-sface's alert threshold (0.45), not its native 0.363."""
+    hopper = demo_images.grace_hopper_path()
+    r = run("enrol", hopper, "--id", "GH-1", "--name", "Grace Hopper", "--home", home, "--pack", "yunet-sface")
+    assert r.exit_code == 0, r.output
+    r = run("identify", hopper, "--home", home, "--pack", "yunet-sface", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["threshold"] == engine.alert_threshold != engine.native_threshold
 
 
 def test_identify_says_plainly_when_nobody_matched(home: Path, tmp_path: Path, engine) -> None:

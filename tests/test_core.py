@@ -10,11 +10,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from openlfr.core import QualityPolicy, QualityReport, similarity, similarity_matrix, top_k
+from openlfr.core import QualityPolicy, QualityReport, by_prominence, main_face, similarity, similarity_matrix, top_k
 from openlfr.core.alignment import ARCFACE_112, align_face, similarity_transform
 from openlfr.core.quality import frontalness, measure
 from openlfr.core.recognizer import Recognizer
-from openlfr.core.types import Detection
+from openlfr.core.types import Detection, Face
 from openlfr.models.loader import session
 
 # --- alignment -----------------------------------------------------------------------------------
@@ -359,3 +359,36 @@ def test_recognizer_mean_and_std_are_applied(sessions, crops):
 def test_recognizer_on_no_crops(sessions):
     empty = Recognizer(sessions["fixed"]).templates([])
     assert empty.shape == (0, 512)
+
+
+# --- which face is the main face -------------------------------------------------------------------
+
+
+def detection(x: float, y: float, w: float, h: float, score: float) -> Detection:
+    eyes = np.array([[x + 0.3 * w, y + 0.4 * h], [x + 0.7 * w, y + 0.4 * h]], np.float32)
+    return Detection((x, y, w, h), np.vstack([eyes, np.zeros((3, 2), np.float32)]), score)
+
+
+def test_main_face_is_the_largest_box_whatever_the_order() -> None:
+    big = detection(300, 50, 120, 150, 0.70)  # largest area, lowest detector score
+    wide = detection(10, 10, 160, 100, 0.99)  # wider box, eyes further apart, but a smaller area
+    small = detection(500, 300, 40, 40, 0.95)
+    for order in ([big, wide, small], [small, wide, big], [wide, small, big]):
+        assert main_face(order) is big
+        assert by_prominence(order) == [big, wide, small]
+
+
+def test_main_face_ties_are_broken_by_detector_score_then_position() -> None:
+    left = detection(10, 10, 100, 100, 0.80)
+    right = detection(300, 10, 100, 100, 0.80)
+    surer = detection(150, 200, 100, 100, 0.90)
+    assert main_face([left, right, surer]) is surer
+    assert main_face([right, left]) is left and main_face([left, right]) is left  # same size and score: the left one
+
+
+def test_main_face_takes_faces_as_well_as_detections() -> None:
+    report = QualityReport(40, 100, 120, 50, 1.0, 0.9)
+    faces = [Face(detection(0, 0, 50, 50, 0.99), report), Face(detection(100, 0, 80, 80, 0.6), report)]
+    assert main_face(faces) is faces[1]
+    with pytest.raises(ValueError):
+        main_face([])

@@ -208,6 +208,59 @@ def test_identification_report_and_calibration(tmp_path: Path, lfw_root: Path, m
     assert data["open_set"]["calibration_file"] == str(out / "calibration.json")
 
 
+def test_identification_prints_without_json(tmp_path: Path, lfw_root: Path, model_home: Path, cache_dir: Path, engine) -> None:
+    """The plain-text summary names the share of strangers at the pack's alert threshold (it used to crash with
+    KeyError: 'None' because the threshold was never set)."""
+    out = tmp_path / "ident"
+    result = runner.invoke(app, [str(a) for a in ("evaluate", "identification", "--data", lfw_root, "--people", 30,
+                                                  "--no-report", "--out", out, "--home", model_home, "--cache-dir",
+                                                  cache_dir, "--pack", "yunet-sface")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert f"share at or above the pack's alert threshold {engine.alert_threshold}" in text
+    saved = json.loads((out / "identification_result.json").read_text())
+    assert saved["pack_threshold"] == engine.alert_threshold
+    assert saved["non_mated_share_at_pack_threshold"] == saved["non_mated_share_above"][str(engine.alert_threshold)]
+    assert "open_set" not in saved and not (out / "identification.html").exists()
+
+
+def test_identification_needs_exactly_one_data_set(tmp_path: Path) -> None:
+    for args in ((), ("--data", tmp_path, "--folder", tmp_path)):
+        result = runner.invoke(app, ["evaluate", "identification", *map(str, args), "--out", str(tmp_path / "o")])
+        assert result.exit_code == 2 and "exactly one of --data (LFW) and --folder" in result.stderr
+
+
+def test_identification_on_a_labelled_folder(tmp_path: Path, test_data: Path, model_home: Path, engine) -> None:
+    """Any DIR/<identity>/<images>, here the celeba-dev set (not LFW): closed-set ranks, the open-set report and a
+    calibration file that 'threshold import' accepts. Every person has 2+ images, so 'max' would enrol everyone
+    and leave no stranger to measure false alerts with: it is skipped, with a note."""
+    folder = test_data / "celeba-dev"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is missing")
+    out, home = tmp_path / "ident", tmp_path / "home"
+    data = invoke("evaluate", "identification", "--folder", folder, "--people", 20, "--sizes", "5,10,max,500",
+                  "--draws", 2, "--out", out, "--home", model_home, "--cache-dir", tmp_path / "cache",
+                  "--pack", "yunet-sface", "--json")  # fmt: skip
+    assert data["dataset"]["name"] == "celeba-dev (first 20 people)" and data["dataset"]["people"] == 20
+    assert data["protocol"].startswith("celeba-dev")
+    assert data["mated_probes"] > 40 and data["rank_hit_rate"]["rank_1"] > 0.6
+    assert data["pack_threshold"] == engine.alert_threshold
+    report = json.loads((out / "identification.json").read_text())
+    assert report["dataset"]["path"] == str(folder) and report["dataset"]["images"] == data["dataset"]["images"]
+    assert [w["size"] for w in report["watchlists"]] == [5, 10]
+    assert any("500 skipped" in n for n in report["notes"])
+    assert any("20 skipped" in n and "no non-mated probes" in n for n in report["notes"])
+    assert all(w["non_mated_probes_per_draw"] > 30 for w in report["watchlists"])
+    html = (out / "identification.html").read_text()
+    assert embedded_plots(out / "identification.html") == 2
+    assert "celeba-dev" in html and "LFW people are mostly public figures" not in html
+    calibration = openset.load_calibration(out / "calibration.json")
+    assert calibration["dataset"]["name"].startswith("celeba-dev") and calibration["pack_id"] == engine.pack_id
+    imported = runner.invoke(app, ["threshold", "import", str(out / "calibration.json"), "--by", "tester", "--home", str(home)])
+    assert imported.exit_code == 0, imported.output
+    assert "Imported calibration" in imported.stdout
+
+
 def demonstration_groups(path: Path, lfw_root: Path) -> None:
     """A groups file for the test only: LFW has no demographic labels, so people are grouped by the initial of their
     surname (a demonstration of the method, not a demographic), plus a deliberately tiny group."""

@@ -91,10 +91,27 @@ def test_no_face_when_identifying_is_an_answer_not_an_error(store: Store, engine
 
 def test_several_faces_refused_for_enrolment_but_all_identified(store: Store, engine) -> None:
     scene = ("crowd.png", png(demo_images.camera_scene()))
-    with pytest.raises(OpenLFRError, match="shows 2 faces"):
+    # Another face in a reference image is a quality refusal, of the same type as blur or a small face.
+    with pytest.raises(QualityError, match="shows 2 faces"):
         enrol(store, engine, "X", "Someone", [scene])
     enrol(store, engine, "GH-1", "Grace Hopper", [demo_images.grace_hopper_path()])
-    assert len(identify(store, engine, demo_images.camera_scene())) == 2
+    faces = identify(store, engine, demo_images.camera_scene())
+    assert len(faces) == 2
+    # The main face (largest box, then detector score: the one rule of openlfr.core.main_face) comes first.
+    assert [f.main for f in faces] == [True, False]
+    assert faces[0].box[2] * faces[0].box[3] >= faces[1].box[2] * faces[1].box[3]
+    assert faces[0].as_dict()["main"] is True
+
+
+def test_identify_defaults_to_the_pack_alert_threshold(store: Store, engine) -> None:
+    """Searches and alerts share one default: the pack's alert threshold, not its lower native one."""
+    from openlfr.services import audit
+
+    assert engine.native_threshold < engine.alert_threshold  # yunet-sface: 0.363 against 0.45
+    enrol(store, engine, "GH-1", "Grace Hopper", [demo_images.grace_hopper_path()])
+    identify(store, engine, demo_images.eileen_collins())
+    (event,) = audit.search(store, action="gallery.identify")
+    assert event["details"]["threshold"] == round(engine.alert_threshold, 4)
 
 
 def test_poor_quality_names_the_measure_and_limit(store: Store, engine) -> None:

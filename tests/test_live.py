@@ -295,3 +295,37 @@ def test_track_that_swaps_to_another_face_is_split(engine) -> None:
         assert frame and all(i not in hopper_ids and not alerted for i, alerted in frame)
     pipeline.finish()
     assert pipeline.stats.faces_seen == 2
+
+
+def test_face_below_the_pack_minimum_is_followed_and_counted_but_never_alerted(engine) -> None:
+    """Grace Hopper walks past small (eyes ~13 px apart) and then large: with a minimum of 20 px the small
+    pass is tracked and counted as a face seen but raises no alert; the large one alerts. Without the
+    minimum the small pass alerts too, so it is the minimum, not the detector, that holds it back."""
+    from openlfr.live.pipeline import CameraPipeline, PipelineConfig, Watchlist
+    from openlfr.media.video import Frame
+
+    hopper = demo_images.grace_hopper()
+    reference = engine.faces(hopper)[0].template
+    watchlist = Watchlist.build(reference[None], ["GH-1"], ["Grace Hopper"], ["c"], [1])
+
+    def walk(tile_px: int, minimum: float | None) -> tuple[list, CameraPipeline]:
+        events: list = []
+        pipeline = CameraPipeline(
+            "cam", engine, watchlist, PipelineConfig(threshold=0.45, min_alert_inter_eye_px=minimum), events.append
+        )
+        tile = _face_tile(engine, hopper, tile_px)
+        for n in range(16):
+            image = np.full((480, 640, 3), 90, np.uint8)
+            x = 100 + 8 * n
+            image[200 : 200 + tile_px, x : x + tile_px] = tile
+            pipeline.process(Frame(image, n, n * 0.1, n * 0.1))
+        pipeline.finish()
+        return events, pipeline
+
+    small_events, small = walk(60, 20.0)
+    assert small_events == [] and small.stats.faces_seen == 1 and small.stats.templates == 0
+    assert small.stats.views_too_small > 0
+    large_events, large = walk(200, 20.0)
+    assert [e.reference for e in large_events] == ["GH-1"] and large.stats.faces_seen == 1
+    unguarded_events, _ = walk(60, 0.0)
+    assert [e.reference for e in unguarded_events] == ["GH-1"]

@@ -54,6 +54,11 @@ def test_examiner_chooses_among_faces_and_the_others_are_dropped(store, engine) 
     started = rfr.start_search(store, engine, jpeg(two_faces()), "two.jpg", "CASE-2", JUSTIFICATION, "exa", top_k=5)
     assert started["status"] == "choose-face" and len(started["face"]["options"]) == 2
     assert len(rfr.probe_images(store, started["id"])) == 2
+    # The main face is named by the one rule (largest box, then detector score); options stay left to right.
+    options = started["face"]["options"]
+    assert [o["main"] for o in options].count(True) == 1
+    assert next(o for o in options if o["main"]) == max(options, key=lambda o: o["box"][2] * o["box"][3])
+    assert options[0]["box"][0] < options[1]["box"][0]
     choice = next(i for i, o in enumerate(started["face"]["options"]) if o["box"][0] > 320)  # the face on the right: Collins
     done = rfr.choose_face(store, engine, started["id"], choice, "exa")
     assert done["candidates"][0]["custody_id"] == "C-COLLINS"

@@ -319,7 +319,8 @@ def live(
     for cam in report.cameras:
         console.print(
             f"{cam['camera']}: {cam['frames_processed']} frames processed, {cam['frames_dropped']} dropped "
-            f"({cam['processed_fps']} fps), {cam['faces_seen']} faces seen, {cam['alerts']} alert(s); "
+            f"({cam['processed_fps']} fps), {cam['faces_seen']} faces seen, {cam['alerts']} alert(s), "
+            f"{cam['views_too_small']} view(s) too small to compare; "
             f"alert latency p50 {cam['alert_latency_p50_ms']} ms, p95 {cam['alert_latency_p95_ms']} ms"
         )
 
@@ -488,6 +489,15 @@ def simulate(
     duration: Annotated[float, typer.Option("--duration", min=1.0, help="Seconds of video.")] = 60.0,
     people: Annotated[int, typer.Option("--people", min=1, help="People passing the camera.")] = 60,
     watchlisted: Annotated[int, typer.Option("--watchlisted", min=0, help="How many of them are on the watchlist.")] = 5,
+    watchlist_size: Annotated[
+        int | None,
+        typer.Option(
+            "--watchlist-size",
+            min=1,
+            help="Subjects on the watchlist (default: the watchlisted passers-by). Larger: LFW identities with one "
+            "reference image each; everyone else who passes is on no watchlist.",
+        ),
+    ] = None,
     min_size: Annotated[float, typer.Option("--min-size", min=12.0, help="Smallest face width, px.")] = 40.0,
     max_size: Annotated[float, typer.Option("--max-size", help="Largest face width, px.")] = 160.0,
     fps: Annotated[float, typer.Option("--fps")] = 25.0,
@@ -500,7 +510,7 @@ def simulate(
     from openlfr.simulation import walkby
 
     try:
-        scenario = walkby.plan(data, duration, people, watchlisted, min_size, max_size, fps, seed)
+        scenario = walkby.plan(data, duration, people, watchlisted, min_size, max_size, fps, seed, watchlist_size=watchlist_size)
     except (ValueError, FileNotFoundError) as exc:
         raise OpenLFRError(str(exc)) from exc
     started = time.perf_counter()
@@ -514,7 +524,8 @@ def simulate(
         paths = walkby.write(scenario, out, advance)
     console.print(
         f"{len(scenario.passes)} passes ({watchlisted} watchlisted) in {duration:.0f} s of 1080p video: {paths['video']}\n"
-        f"Ground truth (with the LFW photographs to enrol as the watchlist): {paths['truth']}"
+        f"Watchlist of {scenario.target_watchlist_size} subject(s); ground truth (with the LFW photographs to enrol as "
+        f"the watchlist): {paths['truth']}"
     )
 
 
@@ -533,29 +544,42 @@ def evaluate_walkby(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a walk-by video through a whole deployment and score its alerts against the ground truth."""
+    from openlfr.cli.common import progress_bar
     from openlfr.evaluation import walkby
 
     n, m = (int(v) for v in confirm.split("/"))
     engine = engine_for(pack, home)
     threshold = engine.alert_threshold if threshold is None else threshold
+    with progress_bar() as bar:
+        task = bar.add_task("enrolling the watchlist", total=None, rate="")
+        result, scenario, events = walkby.run_with_events(
+            engine,
+            truth,
+            threshold=threshold,
+            realtime=realtime,
+            confirm=(n, m),
+            pool_templates=pool,
+            progress=lambda done, total: bar.update(task, completed=done, total=total, rate="subjects"),
+        )
     if report:
-        from openlfr.cli import evaluate_reports
+        from openlfr.evaluation import live_report
 
-        result, scenario, events = evaluate_reports.run_walkby(engine, truth, threshold, realtime, (n, m), pool)
-        evaluate_reports.write_live_report(report, result, scenario, events, confirm, realtime, pool, engine.pack_id)
-    else:
-        result = walkby.run(engine, truth, threshold=threshold, realtime=realtime, confirm=(n, m), pool_templates=pool)
+        live_report.write_live_report(report, result, scenario, events, confirm, realtime, pool, engine.pack_id)
     data = result.as_dict()
     if out:
         out.write_text(json.dumps(data, indent=2, default=str))
     if as_json:
         emit_json(data)
         return
+    per_10000 = result.false_alerts_per_10000_faces
     console.print(
-        f"Walk-by: {result.passes} passes, {result.watchlisted_passes} watchlisted; threshold {threshold}, "
+        f"Walk-by: {result.passes} passes, {result.watchlisted_passes} watchlisted; watchlist of {result.watchlist_size} "
+        f"subject(s) (planned {result.planned_watchlist_size}); threshold {threshold}, "
         f"confirm {confirm}{', pooled templates' if pool else ''}\n"
-        f"  watchlisted passes alerted: {result.alerted_passes}/{result.watchlisted_passes} ({result.alerted_rate:.1%})\n"
-        f"  false alerts: {result.false_alerts}; duplicate alerts: {result.duplicate_alerts}; "
+        f"  per-pass TPIR (watchlisted passes alerted): {result.alerted_passes}/{result.watchlisted_passes} "
+        f"({result.alerted_rate:.1%})\n"
+        f"  false alerts: {result.false_alerts} in {result.faces_seen} faces seen = "
+        f"{'n/a' if per_10000 is None else f'{per_10000:.1f}'} per 10,000 faces; duplicate alerts: {result.duplicate_alerts}; "
         f"passes with exactly one alert: {result.passes_with_one_alert}\n"
         f"  faces seen: {result.faces_seen}; {walkby.latency_summary(result)}"
     )

@@ -95,7 +95,9 @@ def enrol(
 def identify(
     image: Annotated[Path, typer.Argument(help="Image to search.")],
     gallery: GalleryOpt = "default",
-    threshold: Annotated[float | None, typer.Option(help="Minimum similarity score (default: the model pack's).")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Minimum similarity score (default: the model pack's alert threshold).")
+    ] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=200, help="Candidates per face.")] = 5,
     home: HomeOpt = None,
     pack: PackOpt = None,
@@ -107,7 +109,7 @@ def identify(
 
     store = Store(home)
     engine = engine_for(pack, home)
-    used = engine.native_threshold if threshold is None else threshold
+    used = engine.alert_threshold if threshold is None else threshold
     results = identify_faces(store, engine, image, gallery=gallery, threshold=used, k=top_k)
     if as_json:
         emit_json(
@@ -128,7 +130,8 @@ def print_identification(results: list, source: str, threshold: float) -> None:
         return
     for i, face in enumerate(results, 1):
         x, y, w, h = face.box
-        where = f"face {i} of {len(results)} at x={x:.0f} y={y:.0f} ({w:.0f}x{h:.0f} px)"
+        main = " (main face)" if face.main and len(results) > 1 else ""
+        where = f"face {i} of {len(results)}{main} at x={x:.0f} y={y:.0f} ({w:.0f}x{h:.0f} px)"
         if not face.candidates:
             console.print(f"{where}: [bold]nobody matched[/] (no score at or above {threshold:.3f}).")
             continue
@@ -209,88 +212,6 @@ def evaluate_lfw(
         f"  images without a detected face: {result.detector_fallbacks}\n"
         f"  ROC plot: {plot}\n  result: {out / 'lfw_result.json'}"
     )
-
-
-@evaluate_app.command("identification")
-@friendly_errors
-def evaluate_identification(
-    data: Annotated[Path, typer.Option("--data", help="LFW folder holding lfw-deepfunneled/.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the JSON result and reports.")] = Path("identification-results"),
-    holdout: Annotated[
-        float, typer.Option(min=0.0, max=0.9, help="Share of people with 2+ images kept out of the gallery.")
-    ] = 0.1,
-    seed: Annotated[int, typer.Option(help="Seed for choosing the held-out people; first seed of the open-set draws.")] = 0,
-    people: Annotated[int | None, typer.Option(min=2, help="Use only the first N people (quick runs).")] = None,
-    report: Annotated[bool, typer.Option(help="Also run open-set 1:N and write identification.html and the calibration.")] = True,
-    sizes: Annotated[str, typer.Option("--sizes", help="Open-set watchlist sizes; 'max' = as many as the data allows.")] = (
-        "100,1000,max"
-    ),
-    draws: Annotated[int, typer.Option("--draws", min=1, help="Open-set draws per watchlist size (seeds SEED, ...).")] = 5,
-    per_person: Annotated[int, typer.Option("--per-person", min=1, help="Most probe images per person.")] = 10,
-    extrapolate: Annotated[str, typer.Option("--extrapolate", help="Larger watchlist sizes to extrapolate FPIR to.")] = "10000",
-    calibration: Annotated[
-        Path | None, typer.Option("--calibration", help="Calibration file to write (default: OUT/calibration.json).")
-    ] = None,
-    exclude: Annotated[
-        Path | None, typer.Option("--exclude", help="File of identities to leave out, one a line (e.g. one person, two names).")
-    ] = None,
-    cache_dir: evaluate_reports.CacheOpt = None,
-    home: HomeOpt = None,
-    pack: PackOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """LFW 1:N identification: rank-1/5/10/20 hit rates, how non-mated probes' best scores fall, and (with --report,
-    the default) open-set TPIR against FPIR for each watchlist size, with the calibration file thresholds come from."""
-    import time
-
-    from openlfr.evaluation import openset
-
-    engine = engine_for(pack, home)
-    started = time.perf_counter()
-    with evaluate_reports.templating("LFW templates") as advance:
-        templates, names = openset.lfw_template_cache(engine, data, cache_dir or openset.default_cache_dir(home), people, advance)
-    excluded = sorted(openset.read_exclusions(exclude)) if exclude else []
-    if excluded:
-        keep = [i for i, n in enumerate(names) if n.split("/")[0] not in set(excluded)]
-        templates, names = templates[keep], [names[i] for i in keep]
-    result = openset.closed_set(templates, names, holdout, seed)
-    summary = result.as_dict() | {"model_pack": engine.pack_id, "holdout": holdout, "seed": seed}
-    if excluded:
-        summary["excluded_identities"] = excluded
-    out.mkdir(parents=True, exist_ok=True)
-    if report:
-        dataset = {"name": "LFW" + (f" (first {people} people)" if people else ""), "path": str(data), "images": len(names),
-                   "people": len({n.split("/")[0] for n in names}), "excluded": excluded}  # fmt: skip
-        open_set = evaluate_reports.openset_report(
-            out, templates, names, dataset, engine.pack_id, engine.recognizer.flip, sizes,
-            list(range(seed, seed + draws)), per_person, [int(w) for w in extrapolate.split(",") if w.strip()],
-            calibration or out / "calibration.json",
-        )  # fmt: skip
-        summary["open_set"] = {"watchlists": open_set["watchlists"], "report": str(out / "identification.html"),
-                               "calibration_file": open_set["calibration_file"]}  # fmt: skip
-    summary["seconds"] = round(time.perf_counter() - started, 1)
-    (out / "identification_result.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if as_json:
-        emit_json(summary)
-        return
-    ranks = summary["rank_hit_rate"]
-    console.print(
-        f"LFW identification (gallery {result.gallery}, {result.mated_probes} mated and {result.non_mated_probes} "
-        f"non-mated probes, model pack {engine.pack_id}):\n"
-        f"  rank-1 [bold]{ranks['rank_1'] * 100:.2f}%[/], rank-5 {ranks['rank_5'] * 100:.2f}%, "
-        f"rank-20 {ranks['rank_20'] * 100:.2f}%\n"
-        f"  non-mated probes' best score: median {summary['non_mated_best_score_quantiles']['50%']}, "
-        f"99th percentile {summary['non_mated_best_score_quantiles']['99%']}; "
-        f"share at or above the pack's threshold {summary['pack_threshold']}: "
-        f"{summary['non_mated_share_above'][str(summary['pack_threshold'])] * 100:.2f}%\n"
-        f"  result: {out / 'identification_result.json'}"
-    )
-    for w in summary.get("open_set", {}).get("watchlists", []):
-        cells = "; ".join(f"TPIR {a['tpir'] * 100:.2f}% at FPIR 1/{round(1 / a['target_fpir'])} (threshold {a['threshold']:.3f}, "
-                          f"{a['status']})" for a in w["at_fpir"])  # fmt: skip
-        console.print(f"  open-set W = {w['size']}: {cells}")
-    if report:
-        console.print(f"  report: {out / 'identification.html'}\n  calibration: {summary['open_set']['calibration_file']}")
 
 
 @app.command()

@@ -21,15 +21,31 @@ def _pack_id(pack: str | None, home: Path | None) -> str:
 
 
 def _show(estimate, as_json: bool, heading: str) -> None:
-    data = estimate.__dict__
     if as_json:
-        emit_json(data)
+        emit_json(estimate.as_dict())
         return
-    console.print(
-        f"{heading}\n  threshold [bold]{estimate.threshold:.3f}[/] at watchlist size {estimate.watchlist_size}: "
-        f"FPIR {estimate.fpir:.2e} (1 in {1 / max(estimate.fpir, 1e-12):,.0f}), expected TPIR {estimate.tpir * 100:.1f}%\n"
-        f"  how: {estimate.method}\n  calibration: {estimate.calibration}"
-    )
+    lo, hi = estimate.tpir_interval
+    lines = [heading, f"  threshold [bold]{estimate.threshold:.3f}[/] for a watchlist of {estimate.watchlist_size:,} people"]
+    if estimate.threshold_interval:
+        t_lo, t_hi = estimate.threshold_interval
+        lines.append(
+            f"    95% interval of the threshold that meets the target: {t_lo:.3f} to {t_hi:.3f}; "
+            f"a threshold of {estimate.conservative_threshold:.3f} meets it even at the interval's upper end"
+        )
+    lines += [
+        f"  false alerts per passer-by (FPIR): {estimate.fpir_words()}",
+        f"  watchlisted people found (TPIR): {estimate.tpir * 100:.1f}% (95% interval {lo * 100:.1f}% to {hi * 100:.1f}%)",
+    ]
+    if estimate.extrapolated:
+        lines.append("  [yellow]This false-alert rate is below what the calibration's comparisons measure: it is extrapolated "
+                     "from a fitted tail (see 'how').[/]")  # fmt: skip
+    lines += [
+        f"  how: {estimate.method}",
+        f"  interval: {estimate.interval_method}",
+        f"  calibration: {estimate.calibration}",
+        f"  {estimate.advice}",
+    ]
+    console.print("\n".join(lines))
 
 
 @threshold_app.command("recommend")

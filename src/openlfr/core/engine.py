@@ -33,6 +33,9 @@ class FaceEngine:
     fusion_weight: float = 1.0
     #: The pack's default alert threshold where one was chosen for it; None: the native one.
     calibrated_threshold: float | None = None
+    #: Faces with fewer pixels between the eyes than this are never compared for an alert in the
+    #: live pipeline (the pack's measured limit, ``ModelPack.min_alert_inter_eye_px``); None: no limit.
+    min_alert_inter_eye_px: float | None = None
 
     @property
     def alert_threshold(self) -> float:

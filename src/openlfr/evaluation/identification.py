@@ -41,14 +41,22 @@ class IdentificationResult:
     non_mated_best: np.ndarray
     mated_best_genuine: np.ndarray
     images_without_face: int
-    #: The pack's own default threshold, reported beside the fixed ones (scores differ between packs).
+    #: The pack's alert threshold (the default for alerts and searches), reported beside the fixed ones
+    #: (scores differ between packs).
     pack_threshold: float | None = None
+    #: The data set's name, as the protocol line states it.
+    dataset: str = "LFW"
+
+    def non_mated_share_at(self, threshold: float) -> float:
+        """The share of non-mated probes whose best score is at or above ``threshold``."""
+        return round(float((self.non_mated_best >= threshold).mean()) if len(self.non_mated_best) else 0.0, 5)
 
     def as_dict(self) -> dict:
         q = np.quantile(self.non_mated_best, [0.5, 0.9, 0.99, 0.999]) if len(self.non_mated_best) else [0, 0, 0, 0]
-        thresholds = THRESHOLDS if self.pack_threshold is None else sorted({*THRESHOLDS, self.pack_threshold})
+        thresholds = THRESHOLDS if self.pack_threshold is None else sorted({*THRESHOLDS, float(self.pack_threshold)})
+        share = {str(t): self.non_mated_share_at(t) for t in thresholds}
         return {
-            "protocol": "LFW: gallery = first image of each enrolled person; mated probes = their other images; "
+            "protocol": f"{self.dataset}: gallery = first image of each enrolled person; mated probes = their other images; "
             "non-mated probes = every image of held-out people",
             "gallery_size": self.gallery,
             "synthetic_distractors": self.distractors,
@@ -58,11 +66,12 @@ class IdentificationResult:
             "non_mated_best_score_quantiles": {
                 p: round(float(v), 4) for p, v in zip(("50%", "90%", "99%", "99.9%"), q, strict=True)
             },
-            "non_mated_share_above": {
-                str(t): round(float((self.non_mated_best >= t).mean()) if len(self.non_mated_best) else 0.0, 5)
-                for t in thresholds
-            },
+            "non_mated_share_above": share,
             "pack_threshold": self.pack_threshold,
+            # The share of strangers a search or alert at the pack's default threshold would put forward.
+            "non_mated_share_at_pack_threshold": None
+            if self.pack_threshold is None
+            else self.non_mated_share_at(self.pack_threshold),
             "mated_genuine_score_median": round(float(np.median(self.mated_best_genuine)), 4)
             if len(self.mated_best_genuine)
             else None,
@@ -131,5 +140,5 @@ def evaluate(
         non_mated_best=best,
         mated_best_genuine=genuine,
         images_without_face=missing,
-        pack_threshold=engine.native_threshold,
+        pack_threshold=engine.alert_threshold,
     )

@@ -12,10 +12,14 @@ Protocol, for a watchlist of W people (one draw; repeated over several seeds and
 - at threshold t: TPIR(t) = share of mated probes whose best watchlist match is their own image and
   scores at least t; FPIR(t) = share of non-mated probes with any watchlist score at least t.
 
-Thresholds run over a grid of 0.001 steps. A target FPIR f is *supported* when the non-mated probes of
-one draw would show at least 30 false positives at it (N·f >= 30, Doddington's "rule of 30"), *indicative
-only* when 1 <= N·f < 30, and *cannot be resolved* when N·f < 1. Draws over different seeds reuse the
-same people, so the rule counts the probes of one draw, not of all draws together.
+Thresholds run over a grid of 0.001 steps. A target FPIR f is *supported* when the non-mated searches
+would show at least 30 false positives at it (N·f >= 30, Doddington's "rule of 30"), *indicative only* when
+1 <= N·f < 30, and *cannot be resolved* when N·f < 1. N counts the searches of all draws together: each
+draw searches the non-mated probes against a different watchlist, so more draws resolve lower rates;
+the same photographs recur across draws, which the spread of TPIR over draws (reported) makes visible.
+
+Comparisons named by the alias list (:mod:`openlfr.evaluation.aliases`: one person under two names, one
+photograph filed twice) are left out of every draw, and each draw counts how many were.
 
 FPIR for watchlists larger than measured is extrapolated with one stated method: if each of the W
 comparisons a non-mated probe makes exceeds t independently with probability p(t), the per-comparison
@@ -50,7 +54,6 @@ watchlist is ``zip(thresholds, fpir, tpir)``.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Callable
@@ -60,17 +63,20 @@ from pathlib import Path
 
 import numpy as np
 
+from openlfr import calibration as cal
+from openlfr.calibration import GRID, RULE_OF, STEPS, extrapolate
 from openlfr.config import data_dir
 from openlfr.core.engine import FaceEngine
 from openlfr.errors import OpenLFRError
 from openlfr.evaluation import identification
+from openlfr.evaluation.aliases import NONE, AliasList
 from openlfr.evaluation.lfw import IMAGES_DIR, image_templates
 
-CALIBRATION_FORMAT = "openlfr-calibration/1"
-STEPS = 1000
-GRID = np.round(np.arange(STEPS + 1) / STEPS, 3)  # thresholds 0.000 ... 1.000
-RULE_OF = 30
+CALIBRATION_FORMAT = cal.FORMAT
+load_calibration = cal.load
+save_calibration = cal.save
 PER_PERSON = 10
+__all__ = ["GRID", "RULE_OF", "STEPS", "extrapolate"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 Progress = Callable[[int, int], None] | None
 
@@ -177,6 +183,7 @@ class Draw:
     non_mated_match: np.ndarray  # identity of that best watchlist entry
     impostor_exceeding: np.ndarray  # per grid threshold: (non-mated probe, entry) comparisons scoring >= t
     impostor_comparisons: int
+    excluded_comparisons: int = 0  # (probe, entry) comparisons left out as label errors (alias list)
 
     def tpir_counts(self) -> np.ndarray:
         return exceeding(np.where(self.mated_correct, self.mated_score, -1.0))
@@ -198,8 +205,14 @@ def eligible_people(templates: np.ndarray, names: list[str]) -> list[str]:
     return sorted(p for p, rows in by_person.items() if len(rows) >= 2 and ok[rows].any())
 
 
-def draw(templates: np.ndarray, names: list[str], size: int, seed: int, per_person: int = PER_PERSON) -> Draw:
-    """Enrol ``size`` people at random, probe with everyone's other images and score every probe."""
+def draw(
+    templates: np.ndarray, names: list[str], size: int, seed: int, per_person: int = PER_PERSON, aliases: AliasList = NONE
+) -> Draw:
+    """Enrol ``size`` people at random, probe with everyone's other images and score every probe.
+
+    Comparisons that the alias list calls label errors (one person under two names, one photograph filed
+    twice) are left out: they can neither raise a false alert nor beat a mated probe's own entry.
+    """
     rng = np.random.default_rng(seed)
     ok = np.linalg.norm(templates, axis=1) > 0
     by_person: dict[str, list[int]] = {}
@@ -222,9 +235,20 @@ def draw(templates: np.ndarray, names: list[str], size: int, seed: int, per_pers
         r for p in sorted(by_person) if p not in enrolled_set for r in _pick(rng, [r for r in by_person[p] if ok[r]], per_person)
     ]
     gallery = templates[gallery_rows]
+    gallery_names = [names[g] for g in gallery_rows]
+    excluded = 0
+
+    def scores(rows: list[int]) -> np.ndarray:
+        nonlocal excluded
+        s = templates[rows] @ gallery.T
+        ii, jj = aliases.excluded_pairs([names[r] for r in rows], gallery_names)
+        s[ii, jj] = -2.0  # below every score: never a match
+        excluded += len(ii)
+        return s
+
     mated_score, mated_correct = np.zeros(len(mated_rows), np.float32), np.zeros(len(mated_rows), bool)
     for start in range(0, len(mated_rows), 4096):
-        s = templates[mated_rows[start : start + 4096]] @ gallery.T
+        s = scores(mated_rows[start : start + 4096])
         best = s.argmax(axis=1)
         mated_score[start : start + len(best)] = s[np.arange(len(best)), best]
         mated_correct[start : start + len(best)] = best == np.array(mated_owner[start : start + 4096])
@@ -232,11 +256,14 @@ def draw(templates: np.ndarray, names: list[str], size: int, seed: int, per_pers
     non_mated_score = np.zeros(len(non_mated_rows), np.float32)
     non_mated_best = np.zeros(len(non_mated_rows), np.int64)
     tail = np.zeros(STEPS + 1, np.int64)
+    non_mated_excluded = 0
     for start in range(0, len(non_mated_rows), 2048):
-        s = templates[non_mated_rows[start : start + 2048]] @ gallery.T
+        before = excluded
+        s = scores(non_mated_rows[start : start + 2048])
+        non_mated_excluded += excluded - before
         non_mated_best[start : start + len(s)] = s.argmax(axis=1)
         non_mated_score[start : start + len(s)] = s[np.arange(len(s)), non_mated_best[start : start + len(s)]]
-        tail += exceeding(s.ravel())
+        tail += exceeding(s[s > -2.0])
     return Draw(
         size=size,
         seed=seed,
@@ -247,7 +274,8 @@ def draw(templates: np.ndarray, names: list[str], size: int, seed: int, per_pers
         non_mated_score=non_mated_score,
         non_mated_match=np.array([enrolled[b] for b in non_mated_best]),
         impostor_exceeding=tail,
-        impostor_comparisons=len(non_mated_rows) * size,
+        impostor_comparisons=len(non_mated_rows) * size - non_mated_excluded,
+        excluded_comparisons=excluded,
     )
 
 
@@ -275,6 +303,15 @@ class OpenSetResult:
     def non_mated_probes(self) -> float:
         return float(np.mean([len(d.non_mated_score) for d in self.draws]))
 
+    @property
+    def non_mated_searches(self) -> int:
+        """Non-mated searches over all draws: what the rule of 30 counts."""
+        return int(sum(len(d.non_mated_score) for d in self.draws))
+
+    @property
+    def excluded_comparisons(self) -> int:
+        return int(sum(d.excluded_comparisons for d in self.draws))
+
     def tpir(self) -> np.ndarray:
         return np.mean([d.tpir_counts() / max(len(d.mated_score), 1) for d in self.draws], axis=0)
 
@@ -298,8 +335,9 @@ class OpenSetResult:
             "tpir": round(float(tpir[k]), 5),
             "tpir_range_over_draws": [round(float(min(per_draw)), 5), round(float(max(per_draw)), 5)],
             "non_mated_probes_per_draw": round(self.non_mated_probes, 1),
+            "non_mated_searches": self.non_mated_searches,
             "mated_probes_per_draw": round(self.mated_probes, 1),
-            "status": support(self.non_mated_probes * target),
+            "status": support(self.non_mated_searches * target),
         }
 
     def as_dict(self, targets: tuple[float, ...]) -> dict:
@@ -310,6 +348,7 @@ class OpenSetResult:
             "mated_probes_per_draw": round(self.mated_probes, 1),
             "non_mated_probes_per_draw": round(self.non_mated_probes, 1),
             "impostor_comparisons_per_draw": round(float(np.mean([d.impostor_comparisons for d in self.draws])), 1),
+            "excluded_comparisons": self.excluded_comparisons,
             "rank1_rate": round(float(np.mean([d.mated_correct.mean() if len(d.mated_correct) else 0 for d in self.draws])), 5),
             "at_fpir": [self.at_fpir(t) for t in targets],
         }
@@ -339,9 +378,14 @@ def read_exclusions(path: Path) -> set[str]:
 
 
 def evaluate(
-    templates: np.ndarray, names: list[str], sizes: list[int], seeds: list[int], per_person: int = PER_PERSON
+    templates: np.ndarray,
+    names: list[str],
+    sizes: list[int],
+    seeds: list[int],
+    per_person: int = PER_PERSON,
+    aliases: AliasList = NONE,
 ) -> list[OpenSetResult]:
-    return [OpenSetResult(w, [draw(templates, names, w, s, per_person) for s in seeds]) for w in sizes]
+    return [OpenSetResult(w, [draw(templates, names, w, s, per_person, aliases) for s in seeds]) for w in sizes]
 
 
 def resolve_sizes(spec: str, templates: np.ndarray, names: list[str]) -> tuple[list[int], list[str]]:
@@ -355,11 +399,6 @@ def resolve_sizes(spec: str, templates: np.ndarray, names: list[str]) -> tuple[l
         elif w not in sizes:
             sizes.append(w)
     return sorted(sizes), notes
-
-
-def extrapolate(rate: np.ndarray, size: int) -> np.ndarray:
-    """FPIR(W, t) = 1 - (1 - p(t))^W: independent comparisons, each exceeding t with probability p(t)."""
-    return 1.0 - np.power(1.0 - np.clip(rate, 0.0, 1.0), size)
 
 
 def extrapolation_check(result: OpenSetResult, targets: tuple[float, ...], rate: np.ndarray | None = None) -> list[dict]:
@@ -419,66 +458,56 @@ def extrapolated_thresholds(result: OpenSetResult, size: int, targets: tuple[flo
 # -------------------------------------------------------------------------------------------- calibration
 
 
-def calibration(results: list[OpenSetResult], pack_id: str, flip: bool, dataset: dict, per_person: int, seeds: list[int]) -> dict:
-    """The calibration record a threshold is later chosen from (format in the module docstring)."""
-    return {
-        "format": CALIBRATION_FORMAT,
+def calibration(
+    results: list[OpenSetResult],
+    pack_id: str,
+    flip: bool,
+    dataset: dict,
+    per_person: int,
+    seeds: list[int],
+    model: dict | None = None,
+    aliases: dict | None = None,
+) -> dict:
+    """The calibration record a threshold is later chosen from (format in :mod:`openlfr.calibration`).
+
+    ``model`` is the impostor/mated model with its bootstrap (:func:`openlfr.evaluation.calibrate.model`);
+    without it the file holds the measured curves only (format version 1).
+    """
+    record = {
+        "format": cal.FORMAT if model is not None else cal.FORMAT_V1,
         "pack_id": pack_id,
         "flip_averaging": flip,
         "dataset": dataset,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "protocol": "open-set 1:N: watchlist of W people with 2+ images, one image each; mated probes = their other "
         f"images, non-mated probes = images of people not enrolled; at most {per_person} probe images per person; "
-        "TPIR = rank-1 and score >= t; FPIR = any score >= t",
+        "TPIR = rank-1 and score >= t; FPIR = any score >= t; comparisons named by the alias list left out",
+        "aliases": aliases or {"source": "none"},
         "per_person": per_person,
         "seeds": seeds,
-        "support_rule": f"a target FPIR f is supported when one draw's non-mated probes N give N*f >= {RULE_OF}",
-        "extrapolation": "FPIR(W, t) = 1 - (1 - p(t))^W with p(t) = impostor_tail.exceeding / impostor_tail.comparisons",
-        "thresholds": [float(t) for t in GRID],
+        "support_rule": f"a target FPIR f is supported when the non-mated searches of all draws N give N*f >= {RULE_OF}",
+        "extrapolation": "FPIR(W, t) = 1 - (1 - p(t))^W; see model.tail for how p(t) is estimated where it is not measured",
+        "thresholds": GRID,
         "watchlists": [
             {
                 "size": r.size,
                 "draws": len(r.draws),
                 "mated_probes": round(r.mated_probes, 1),
                 "non_mated_probes": round(r.non_mated_probes, 1),
-                "fpir": [round(float(v), 7) for v in r.fpir()],
-                "tpir": [round(float(v), 6) for v in r.tpir()],
+                "excluded_comparisons": r.excluded_comparisons,
+                "fpir": np.round(r.fpir(), 7),
+                "tpir": np.round(r.tpir(), 6),
                 "impostor_tail": {
                     "comparisons": round(float(np.mean([d.impostor_comparisons for d in r.draws])), 1),
-                    "exceeding": [round(float(v), 2) for v in np.mean([d.impostor_exceeding for d in r.draws], axis=0)],
+                    "exceeding": np.round(np.mean([d.impostor_exceeding for d in r.draws], axis=0), 2),
                 },
             }
             for r in results
         ],
     }
-
-
-def save_calibration(data: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1) + "\n")
-    return path
-
-
-def load_calibration(path: str | Path) -> dict:
-    """Read and check a calibration file; arrays come back as numpy arrays, watchlists sorted by size."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise OpenLFRError(f"cannot read calibration file {path}: {exc}") from exc
-    if data.get("format") != CALIBRATION_FORMAT:
-        raise OpenLFRError(f"{path} is not an OpenLFR calibration file ({CALIBRATION_FORMAT})")
-    missing = {"pack_id", "dataset", "created", "thresholds", "watchlists"} - set(data)
-    if missing:
-        raise OpenLFRError(f"calibration file {path} lacks {', '.join(sorted(missing))}")
-    data["thresholds"] = np.asarray(data["thresholds"], np.float64)
-    for w in data["watchlists"]:
-        for key in ("fpir", "tpir"):
-            w[key] = np.asarray(w[key], np.float64)
-            if w[key].shape != data["thresholds"].shape:
-                raise OpenLFRError(f"calibration file {path}: watchlist {w['size']} {key} does not match the thresholds")
-        w["impostor_tail"]["exceeding"] = np.asarray(w["impostor_tail"]["exceeding"], np.float64)
-    data["watchlists"].sort(key=lambda w: w["size"])
-    return data
+    if model is not None:
+        record["model"] = model
+    return record
 
 
 # ----------------------------------------------------------------------------- the rank-based protocol, cached

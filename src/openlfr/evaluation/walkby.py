@@ -8,18 +8,30 @@ camera, alerts stored, the deployment closed. Alerts are then matched to passes:
   1.5 s after it ended, for tracking and confirmation delay) and *false* otherwise;
 - a watchlisted pass is *alerted* when at least one true alert names them during it;
 - *duplicate* alerts are further true alerts for a pass that already had one.
+
+A large watchlist (thousands of subjects, ``openlfr simulate --watchlist-size``) is enrolled through the
+same services, one subject at a time with a progress callback. What the engine found in each reference
+image is remembered beside the truth file (:class:`RememberedFaces`), so evaluating the same walk-by
+again (another pack's run excepted) enrols without templating thousands of images a second time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+
 from openlfr.core import FaceEngine
-from openlfr.errors import OpenLFRError
+from openlfr.core.types import Detection, Face, QualityReport
+from openlfr.errors import NoFaceError, OpenLFRError, QualityError
 from openlfr.live.runner import run_deployment
 from openlfr.services import deployments
 from openlfr.services.subjects import SubjectInfo, add_subject
@@ -27,6 +39,7 @@ from openlfr.simulation.walkby import Scenario
 from openlfr.storage import Store
 
 BEFORE_S, AFTER_S = 0.5, 1.5
+Progress = Callable[[int, int], None] | None
 
 
 @dataclass
@@ -38,7 +51,7 @@ class WalkbyResult:
     false_alerts: int
     duplicate_alerts: int
     passes_with_one_alert: int
-    enrolled_subjects: int
+    enrolled_subjects: int  # the deployment's watchlist size
     skipped_reference_images: list[str]
     faces_seen: int
     camera: dict
@@ -46,22 +59,120 @@ class WalkbyResult:
     record: dict
     missed: list[dict] = field(default_factory=list)
     false: list[dict] = field(default_factory=list)
+    #: The watchlist size the truth asks for (the enrolled one is ``enrolled_subjects``).
+    planned_watchlist_size: int = 0
 
     @property
     def alerted_rate(self) -> float:
+        """Per-pass TPIR: the share of watchlisted passes that raised a true alert."""
         return self.alerted_passes / self.watchlisted_passes if self.watchlisted_passes else 0.0
 
+    @property
+    def watchlist_size(self) -> int:
+        return self.enrolled_subjects
+
+    @property
+    def false_alerts_per_10000_faces(self) -> float | None:
+        """The rate deployment records publish; None when no face was seen."""
+        return 10000 * self.false_alerts / self.faces_seen if self.faces_seen else None
+
     def as_dict(self) -> dict:
-        return self.__dict__ | {"alerted_rate": round(self.alerted_rate, 4)}
+        per_10000 = self.false_alerts_per_10000_faces
+        return self.__dict__ | {
+            "alerted_rate": round(self.alerted_rate, 4),
+            "watchlist_size": self.watchlist_size,
+            "false_alerts_per_10000_faces": round(per_10000, 3) if per_10000 is not None else None,
+        }
 
 
-def enrol_watchlist(store: Store, engine: FaceEngine, scenario: Scenario) -> tuple[int, list[str]]:
-    """Enrol each watchlisted identity from their other photographs; images failing quality are skipped."""
-    from openlfr.errors import NoFaceError, QualityError
+class RememberedFaces(FaceEngine):
+    """The engine, remembering the faces it finds in each image in a file, keyed by the image's pixels.
 
+    Enrolment still decodes every image and runs every quality check on what this returns; only the
+    detection, quality measures and templates of an image already seen are read back instead of computed.
+    For evaluation data only: the file holds templates unencrypted.
+    """
+
+    def __init__(self, engine: FaceEngine, path: Path) -> None:
+        super().__init__(**{f.name: getattr(engine, f.name) for f in fields(engine)})
+        self.path = path
+        self.known: dict[str, list[Face]] = self._read()
+        self.computed = 0
+
+    @staticmethod
+    def key(image: np.ndarray) -> str:
+        return hashlib.sha256(np.ascontiguousarray(image).tobytes() + str(image.shape).encode()).hexdigest()
+
+    def faces(self, image: np.ndarray, with_templates: bool = True) -> list[Face]:
+        if not with_templates:
+            return super().faces(image, with_templates)
+        key = self.key(image)
+        if key not in self.known:
+            self.known[key] = super().faces(image)
+            self.computed += 1
+        return self.known[key]
+
+    def _read(self) -> dict[str, list[Face]]:
+        if not self.path.is_file():
+            return {}
+        with np.load(self.path) as z:
+            if str(z["pack_id"]) != self.pack_id:
+                return {}
+            known: dict[str, list[Face]] = {}
+            row = 0
+            for key, count in zip(z["keys"], z["counts"], strict=True):
+                faces = []
+                for i in range(row, row + int(count)):
+                    detection = Detection(tuple(float(v) for v in z["boxes"][i]), z["landmarks"][i], float(z["scores"][i]))  # type: ignore[arg-type]
+                    faces.append(Face(detection, QualityReport(*(float(v) for v in z["quality"][i])), z["templates"][i]))
+                known[str(key)] = faces
+                row += int(count)
+        return known
+
+    def save(self) -> None:
+        """Write what is known (when something new was computed); a read-only folder is left alone."""
+        if not self.computed:
+            return
+        faces = [f for fs in self.known.values() for f in fs]
+        quality = [[getattr(f.quality, q.name) for q in fields(QualityReport)] for f in faces]
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
+        try:
+            np.savez(
+                tmp,
+                pack_id=np.array(self.pack_id),
+                keys=np.array(list(self.known), dtype=str),
+                counts=np.array([len(fs) for fs in self.known.values()], np.int64),
+                boxes=np.array([f.detection.box for f in faces], np.float32).reshape(-1, 4),
+                landmarks=np.array([f.detection.landmarks for f in faces], np.float32).reshape(-1, 5, 2),
+                scores=np.array([f.detection.score for f in faces], np.float32),
+                quality=np.array(quality, np.float64).reshape(-1, len(fields(QualityReport))),
+                templates=np.array([f.template for f in faces], np.float32).reshape(-1, self.dimension),
+            )
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+
+
+def remembered_faces_path(truth_path: Path, engine: FaceEngine) -> Path:
+    """Where :class:`RememberedFaces` keeps a walk-by's reference faces for one model pack."""
+    return truth_path.with_name(f"enrol-faces-{re.sub(r'[^A-Za-z0-9_.-]+', '_', engine.pack_id)}.npz")
+
+
+def enrol_watchlist(store: Store, engine: FaceEngine, scenario: Scenario, progress: Progress = None) -> tuple[int, list[str]]:
+    """Enrol the scenario's watchlist through the subject service; returns (subjects enrolled, images refused).
+
+    Each subject is enrolled from their listed photographs (at most ``references_per_subject``, the first
+    that pass the quality checks). When none of a subject's photographs passes, subjects from the reserve
+    are enrolled in their place until the watchlist holds ``target_watchlist_size`` subjects.
+    """
     skipped: list[str] = []
     enrolled = 0
-    for identity, photos in sorted(scenario.watchlist.items()):
+    target, limit = scenario.target_watchlist_size, scenario.references_per_subject
+    subjects = sorted(scenario.watchlist.items())
+    reserve = list(scenario.reserve.items())
+    done = 0
+    while subjects or (reserve and enrolled < target):
+        identity, photos = subjects.pop(0) if subjects else reserve.pop(0)
         info = SubjectInfo(
             reference=identity,
             name=identity.replace("_", " "),
@@ -72,14 +183,21 @@ def enrol_watchlist(store: Store, engine: FaceEngine, scenario: Scenario) -> tup
             added_by="simulation",
             review_date=date.today() + timedelta(days=30),
         )
-        good = False
+        added = 0
         for photo in photos:
+            if limit is not None and added >= limit:
+                break
             try:
                 add_subject(store, engine, info, [photo])
-                good = True
+                added += 1
             except (QualityError, NoFaceError, OpenLFRError) as exc:
                 skipped.append(f"{photo}: {exc}")
-        enrolled += good
+        enrolled += added > 0
+        done += 1
+        if progress:
+            # Still to do: the listed subjects, and reserve subjects for any shortfall they leave.
+            shortfall = max(0, target - enrolled - len(subjects)) if reserve else 0
+            progress(done, done + len(subjects) + shortfall)
     return enrolled, skipped
 
 
@@ -92,8 +210,13 @@ def run(
     home: str | Path | None = None,
     confirm: tuple[int, int] = (2, 5),
     pool_templates: bool = False,
+    *,
+    progress: Progress = None,
+    remember: bool = True,
 ) -> WalkbyResult:
-    return run_with_events(engine, truth_path, video_path, threshold, realtime, home, confirm, pool_templates)[0]
+    return run_with_events(
+        engine, truth_path, video_path, threshold, realtime, home, confirm, pool_templates, progress=progress, remember=remember
+    )[0]
 
 
 def run_with_events(
@@ -105,8 +228,15 @@ def run_with_events(
     home: str | Path | None = None,
     confirm: tuple[int, int] = (2, 5),
     pool_templates: bool = False,
+    *,
+    progress: Progress = None,
+    remember: bool = True,
 ) -> tuple[WalkbyResult, Scenario, list[tuple[float, str]]]:
-    """:func:`run`, also returning the scenario and the alert events (video time, subject) for time-to-alert."""
+    """:func:`run`, also returning the scenario and the alert events (video time, subject) for time-to-alert.
+
+    ``progress(done, total)`` follows the enrolment of the watchlist; ``remember`` keeps the reference
+    images' faces beside the truth file for the next run (:class:`RememberedFaces`).
+    """
     truth_path = Path(truth_path)
     scenario = Scenario.from_json(json.loads(truth_path.read_text()))
     video = Path(video_path) if video_path else truth_path.with_name("walkby.mp4")
@@ -114,7 +244,10 @@ def run_with_events(
         raise OpenLFRError(f"walk-by video {video} not found")
     with tempfile.TemporaryDirectory(prefix="openlfr-walkby-") as tmp:
         store = Store(home or tmp)
-        enrolled, skipped = enrol_watchlist(store, engine, scenario)
+        enroller = RememberedFaces(engine, remembered_faces_path(truth_path, engine)) if remember else engine
+        enrolled, skipped = enrol_watchlist(store, enroller, scenario, progress)
+        if isinstance(enroller, RememberedFaces):
+            enroller.save()
         now = datetime.now(UTC)
         deployment_id = deployments.plan(
             store,
@@ -196,6 +329,7 @@ def score(
         record=record,
         missed=missed,
         false=false,
+        planned_watchlist_size=scenario.target_watchlist_size,
     )
 
 

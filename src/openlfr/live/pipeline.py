@@ -11,6 +11,13 @@ when at least N of the track's last M templates score at or above the threshold 
 (optionally) the track's pooled template (the quality-weighted mean of its views) does. Only the
 subject the track resembles most can be alerted, at most once per track and subject, so a person
 standing in view raises one alert, not a storm, and a face resembling two subjects names one.
+
+**Faces too small for the calibration.** A pack's alert threshold was calibrated on photographs with
+faces about 43 px between the eyes; below some size its false-match rate is no longer what the
+calibration says, and nothing has measured it. A view whose inter-eye distance is below the pack's
+measured minimum (:attr:`PipelineConfig.min_alert_inter_eye_px`, ``benchmarks/face_size.py``) is
+tracked and counted as a face seen, but never templated or compared: it cannot raise an alert. When
+the person comes closer, the same track's larger views are compared as usual.
 """
 
 from __future__ import annotations
@@ -126,6 +133,11 @@ class PipelineConfig:
     #: Detections narrower than this (px) are ignored: too small to recognise, and where detectors'
     #: false positives (badges, patterns) concentrate. Faces of 24 px and up are followed.
     min_face_px: float = 20.0
+    #: Views whose inter-eye distance (px) is below this are tracked and counted but never compared
+    #: with the watchlist. None: the engine's pack's measured minimum (``ModelPack.min_alert_inter_eye_px``,
+    #: from ``benchmarks/face_size.py``); 0 compares every view. A per-camera or per-deployment
+    #: setting (a camera placed so that faces are larger) would override it here.
+    min_alert_inter_eye_px: float | None = None
 
 
 @dataclass
@@ -138,6 +150,8 @@ class PipelineStats:
     splits: int = 0
     #: Views given the second model's opinion (fused packs only).
     second_opinions: int = 0
+    #: Views of confirmed tracks not compared because their face was below the pack's minimum size.
+    views_too_small: int = 0
     detect_ms: float = 0.0
     template_ms: float = 0.0
 
@@ -172,6 +186,11 @@ class CameraPipeline:
         self.tracker = tracker or FaceTracker()
         self.stats = PipelineStats()
         self.active: list[Track] = []
+        limit = config.min_alert_inter_eye_px
+        if limit is None:
+            limit = engine.min_alert_inter_eye_px if engine is not None else None
+        #: The inter-eye distance (px) a view needs to be compared with the watchlist.
+        self.min_alert_inter_eye_px = float(limit or 0.0)
 
     def _end(self, tracks: list[Track]) -> None:
         for track in tracks:
@@ -212,7 +231,9 @@ class CameraPipeline:
         update = self.tracker.update(detections, frame.captured_at)
         self._end(update.ended)
         self.active = update.active
-        chosen = [t for t in update.confirmed if self._wants_template(t)]
+        comparable = [t for t in update.confirmed if t.detection.inter_eye_px >= self.min_alert_inter_eye_px]
+        self.stats.views_too_small += len(update.confirmed) - len(comparable)
+        chosen = [t for t in comparable if self._wants_template(t)]
         alerts: list[AlertEvent] = []
         if chosen:
             # With a fused pack, the slow second model runs only on views that the first model puts
@@ -346,6 +367,7 @@ class WorkerStats:
             "alerts": pipeline.alerts,
             "track_splits": pipeline.splits,
             "second_opinions": pipeline.second_opinions,
+            "views_too_small": pipeline.views_too_small,
             "mean_detect_ms": round(pipeline.detect_ms / max(pipeline.frames, 1), 1),
             "mean_template_ms_per_frame": round(pipeline.template_ms / max(pipeline.frames, 1), 1),
             "alert_latency_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat is not None else None,

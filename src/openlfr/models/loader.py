@@ -121,4 +121,5 @@ def load_engine(
         second=second,
         fusion_weight=pack.fusion_weight,
         calibrated_threshold=pack.calibrated_threshold,
+        min_alert_inter_eye_px=pack.min_alert_inter_eye_px,
     )

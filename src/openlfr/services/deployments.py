@@ -254,13 +254,14 @@ def authorise(
         estimate: thresholds.Estimate | None = thresholds.estimate(store, pack_id, threshold, size)
         if estimate.fpir > thresholds.MAX_FPIR_WITHOUT_OVERRIDE:
             problem: str | None = (
-                f"threshold {threshold} gives an estimated false-alert rate (FPIR) of {estimate.fpir:.2g} at watchlist size "
-                f"{size}, above 1 in 1,000 ({estimate.calibration})"
+                f"threshold {threshold} gives an estimated false-alert rate (FPIR) of {estimate.fpir_words()} at watchlist "
+                f"size {size}, above 1 in 1,000 ({estimate.calibration})"
             )
         elif estimate.tpir < thresholds.MIN_TPIR_WITHOUT_OVERRIDE:
             problem = (
-                f"threshold {threshold} would find only {estimate.tpir:.0%} of watchlisted people (estimated TPIR, "
-                f"{estimate.calibration}); thresholds belong to a model pack: is it another pack's?"
+                f"threshold {threshold} would find only {estimate.tpir:.0%} of watchlisted people (estimated TPIR, 95% interval "
+                f"{estimate.tpir_interval[0]:.0%} to {estimate.tpir_interval[1]:.0%}, {estimate.calibration}); thresholds "
+                "belong to a model pack: is it another pack's?"
             )
         else:
             problem = None
@@ -277,12 +278,19 @@ def authorise(
         deployment.authorisation_note = note
         deployment.calibration_reference = estimate.calibration if estimate else None
         deployment.estimated_fpir = estimate.fpir if estimate else None
+        deployment.estimated_fpir_low = estimate.fpir_interval[0] if estimate else None
+        deployment.estimated_fpir_high = estimate.fpir_interval[1] if estimate else None
+        deployment.estimate_method = f"{estimate.method}; {estimate.interval_method}" if estimate else None
         deployment.threshold_override = override if problem else None
     details = {
         "note": note,
         "threshold": threshold,
         "watchlist_size": size,
         "estimated_fpir": estimate.fpir if estimate else None,
+        "estimated_fpir_interval": list(estimate.fpir_interval) if estimate else None,
+        "estimated_tpir": estimate.tpir if estimate else None,
+        "estimated_tpir_interval": list(estimate.tpir_interval) if estimate else None,
+        "estimate_extrapolated": estimate.extrapolated if estimate else None,
         "calibration": estimate.calibration if estimate else None,
     }
     audit.record(store, "deployment.authorise", "deployment", deployment_id, details, actor=officer)

@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openlfr.core import FaceEngine, QualityPolicy, top_k
+from openlfr.core import FaceEngine, QualityPolicy, by_prominence, main_face, top_k
 from openlfr.core.types import Face
 from openlfr.errors import NoFaceError, NotFoundError, OpenLFRError, QualityError, StoreError
 from openlfr.media.images import decode_image, load_image
@@ -66,23 +66,28 @@ class FaceResult:
     box: tuple[float, float, float, float]
     quality: dict[str, float]
     candidates: list[Candidate] = field(default_factory=list)
+    #: The image's main face (:func:`openlfr.core.main_face`); results list it first.
+    main: bool = False
 
     def as_dict(self) -> dict:
         return {
             "box": [round(v, 1) for v in self.box],
             "quality": self.quality,
+            "main": self.main,
             "candidates": [asdict(c) for c in self.candidates],
         }
 
 
 def reference_face(faces: list[Face], source: str) -> Face:
-    """The single face of a reference image, or a clear error."""
+    """The single face of a reference image (the main face, by the one rule of :func:`openlfr.core.main_face`),
+    or a clear error. Another face nearly as large is a quality refusal like any other: the image is not
+    fit to be a reference, and callers that list refusals (custody import) treat it as one."""
     if not faces:
         raise NoFaceError(f"no face found in {source}")
-    main = max(faces, key=lambda f: f.detection.inter_eye_px)
+    main = main_face(faces)
     others = [f for f in faces if f is not main and f.detection.inter_eye_px >= SECOND_FACE_RATIO * main.detection.inter_eye_px]
     if others:
-        raise OpenLFRError(f"{source} shows {len(others) + 1} faces; a reference image must show only the person enrolled")
+        raise QualityError(f"{source} shows {len(others) + 1} faces; a reference image must show only the person enrolled")
     return main
 
 
@@ -206,13 +211,15 @@ def identify(
 ) -> list[FaceResult]:
     """Candidates at or above the threshold for every face in the image, best first.
 
-    Each person appears at most once per face, with the best score over their reference images.
+    Faces come main face first (:func:`openlfr.core.by_prominence`). Each person appears at most once per
+    face, with the best score over their reference images. The default threshold is the pack's alert
+    threshold, the one live alerts use: a lower "native" one lets far more strangers through as candidates.
     Nothing about the probe is stored.
     """
-    threshold = engine.native_threshold if threshold is None else threshold
+    threshold = engine.alert_threshold if threshold is None else threshold
     matrix, persons = gallery_matrix(store, engine, gallery)
     picture = load_image(image) if not isinstance(image, np.ndarray) else image
-    faces = engine.faces(picture)
+    faces = by_prominence(engine.faces(picture))
     results: list[FaceResult] = []
     if not faces:
         _audit_search(store, gallery, results, threshold, k)
@@ -230,7 +237,7 @@ def identify(
             candidates.append(Candidate(person.reference, person.name, round(float(score), 4)))
             if len(candidates) == k:
                 break
-        results.append(FaceResult(face.detection.box, face.quality.as_dict(), candidates))
+        results.append(FaceResult(face.detection.box, face.quality.as_dict(), candidates, main=face is faces[0]))
     _audit_search(store, gallery, results, threshold, k)
     return results
 

@@ -37,6 +37,8 @@ COLUMNS = [
     "minimum_threshold",
     "threshold_calibration",
     "estimated_fpir",
+    "estimated_fpir_95_interval",
+    "estimate_method",
     "faces_seen_estimate",
     "total_alerts",
     "true_alerts_confirmed",
@@ -74,6 +76,12 @@ def deployment_record(session: Session, deployment: Deployment) -> dict:
         "threshold_calibration": (deployment.calibration_reference or "uncalibrated")
         + (" (threshold set by an audited override)" if deployment.threshold_override else ""),
         "estimated_fpir": deployment.estimated_fpir,
+        "estimated_fpir_95_interval": (
+            f"{deployment.estimated_fpir_low:.2g} to {deployment.estimated_fpir_high:.2g}"
+            if deployment.estimated_fpir_low is not None and deployment.estimated_fpir_high is not None
+            else None
+        ),
+        "estimate_method": deployment.estimate_method,
         "faces_seen_estimate": faces,
         "total_alerts": len(alerts),
         "true_alerts_confirmed": count("match", True),

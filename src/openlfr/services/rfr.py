@@ -26,7 +26,7 @@ import jinja2
 import numpy as np
 from sqlalchemy import select
 
-from openlfr.core import FaceEngine
+from openlfr.core import FaceEngine, main_face
 from openlfr.core.types import Detection
 from openlfr.errors import NoFaceError, NotFoundError, OpenLFRError, StoreError
 from openlfr.media.images import decode_image
@@ -58,6 +58,8 @@ class ProbeOption:
     quality: dict
     frame_time: float | None = None
     track: int | None = None
+    #: The image's main face (:func:`openlfr.core.main_face`), marked for the examiner; images only.
+    main: bool = False
 
 
 def _jpeg(image: np.ndarray, quality: int = 92) -> bytes:
@@ -150,9 +152,10 @@ def start_search(
         image = decode_image(data, name)
         detections = engine.detect(image)
         faces = engine.describe(image, detections, with_templates=False)
-        # Numbered left to right, as the examiner reads the picture.
+        main = main_face(faces) if faces else None
+        # Numbered left to right, as the examiner reads the picture; the main face is marked.
         faces = sorted(faces, key=lambda f: (f.detection.box[0], f.detection.box[1]))
-        options = [ProbeOption([round(v, 1) for v in f.detection.box], f.quality.as_dict()) for f in faces]
+        options = [ProbeOption([round(v, 1) for v in f.detection.box], f.quality.as_dict(), main=f is main) for f in faces]
         stored = data
     if not options:
         raise NoFaceError(f"{name}: no face found to search with")
@@ -190,7 +193,7 @@ def _probe_template(store: Store, engine: FaceEngine, search: RfrSearch, index: 
         faces = engine.faces(crop)
         if not faces:
             raise NoFaceError("the chosen face could not be templated again from its best view")
-        face = max(faces, key=lambda f: f.detection.box[2])
+        face = main_face(faces)  # the crop was cut around the chosen person: they are its main face
         return face.template, crop_bytes
     image = decode_image(data, search.probe_source)
     box = options[index]["box"]

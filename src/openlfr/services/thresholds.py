@@ -1,36 +1,34 @@
 """Choosing a deployment's threshold from measurement, and refusing one that would alert too often.
 
-A *calibration* (made by ``openlfr evaluate identification``; format in
-:mod:`openlfr.evaluation.openset`) holds, for one model pack, the measured open-set curves
-(threshold → FPIR, TPIR) at some watchlist sizes and the per-comparison impostor rate p(t) behind
-them. Calibrations live in ``<data dir>/calibrations/`` (imported with ``openlfr threshold import``,
-audited); the default pack also ships one made on LFW, used when the data directory has none.
-A calibration is cited by its *reference*: ``<file stem>@<first 12 hex of its SHA-256>``, so a
-published record names exactly the evidence its threshold rests on.
+A *calibration* (made by ``openlfr evaluate identification``; model and format in
+:mod:`openlfr.calibration`) holds, for one model pack, how often a stranger's face scores above each
+threshold against one watchlist image (with a fitted tail where the comparisons run out) and how often a
+watchlisted person's other photographs reach it, with bootstrap replicates over people. From it every
+estimate here is a figure with a 95% interval and the method behind it, and says plainly when it rests on
+extrapolation. Calibrations live in ``<data dir>/calibrations/`` (imported with ``openlfr threshold
+import``, audited); both shipped packs also ship one made on LFW (label errors left out) and checked on
+another set of photographs, used when the data directory has none. A calibration is cited by its
+*reference*: ``<file stem>@<first 12 hex of its SHA-256>``, so a published record names exactly the
+evidence its threshold rests on.
 
-FPIR at a watchlist size W and threshold t: measured when W was measured; otherwise extrapolated
-as FPIR(W, t) = 1 − (1 − p(t))^W from the largest measured size (independent comparisons; the
-evaluation report checks this against the sizes measured). Expected TPIR is read from the measured
-size nearest to W.
+A calibration made on one population of photographs does not carry over to another unchanged: a force
+should calibrate on its own images (``openlfr evaluate identification --folder DIR`` then ``openlfr
+threshold import DIR/calibration.json``), which is what :data:`OWN_IMAGES_ADVICE` tells every reader.
 
-Scores mean the same across packs only through their calibration: a threshold is never carried
-from one pack to another; each pack's similarity (cosine of unit templates, whatever the pack's
-native distance) is mapped to FPIR by its own calibration, which is why a calibration is refused
-for templates of any other pack.
+Scores mean the same across packs only through their calibration: a threshold is never carried from one
+pack to another, which is why a calibration is refused for templates of any other pack.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
-
+from openlfr import calibration as cal
 from openlfr.errors import OpenLFRError
-from openlfr.evaluation.openset import RULE_OF, extrapolate, load_calibration
 from openlfr.services import audit
 from openlfr.storage import Store
 
@@ -42,14 +40,45 @@ MIN_TPIR_WITHOUT_OVERRIDE = 0.5
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models" / "calibrations"
 
 
+OWN_IMAGES_ADVICE = (
+    "These figures come from press photographs (LFW), checked on a second set; a force should calibrate on its own "
+    "images: openlfr evaluate identification --folder DIR, then openlfr threshold import DIR/calibration.json --by NAME"
+)
+
+
 @dataclass(frozen=True)
 class Estimate:
+    """What to expect at one threshold and watchlist size, with 95% intervals and how they were obtained."""
+
     threshold: float
     watchlist_size: int
     fpir: float
+    fpir_interval: tuple[float, float]
     tpir: float
+    tpir_interval: tuple[float, float]
     method: str
+    interval_method: str
+    extrapolated: bool
     calibration: str
+    advice: str = OWN_IMAGES_ADVICE
+    target_fpir: float | None = None
+    threshold_interval: tuple[float, float] | None = None  # recommendations only
+    conservative_threshold: float | None = None  # lowest whose upper FPIR bound meets the target
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def fpir_words(self) -> str:
+        """'about 1 in 6,100 (95%: 1 in 3,200 to 1 in 32,000)' — rates as people read them."""
+        lo, hi = self.fpir_interval
+        return f"about {one_in(self.fpir)} (95% interval: {one_in(hi)} to {one_in(lo)})"
+
+
+def one_in(rate: float) -> str:
+    if rate <= 0:
+        return "none measurable"
+    n = 1 / rate
+    return f"1 in {n:,.0f}" if n < 100 else f"1 in {float(f'{n:.2g}'):,.0f}"
 
 
 def parse_rate(text: str) -> float:
@@ -77,7 +106,7 @@ def find(store: Store | None, pack_id: str, ref: str | None = None) -> tuple[Pat
     for path in _candidates(store):
         if ref and reference(path) != ref and path.stem != ref:
             continue
-        data = load_calibration(path)
+        data = cal.load(path)
         if data["pack_id"] == pack_id:
             return path, data
         if ref:
@@ -89,7 +118,7 @@ def find(store: Store | None, pack_id: str, ref: str | None = None) -> tuple[Pat
 
 
 def import_calibration(store: Store, path: Path, by: str) -> str:
-    data = load_calibration(path)
+    data = cal.load(path)
     folder = store.home / "calibrations"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / path.name
@@ -100,43 +129,22 @@ def import_calibration(store: Store, path: Path, by: str) -> str:
     return ref
 
 
-def _curves(data: dict, size: int, target: float | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-    """FPIR and TPIR per threshold for watchlist ``size``, and how they were obtained.
-
-    A measured curve is used when this size was measured and (for a target rate) its non-mated probes
-    support the target (N·f ≥ 30); otherwise FPIR is extrapolated from the per-comparison impostor
-    rate, which rests on far more comparisons.
-    """
-    lists = data["watchlists"]
-    nearest = min(lists, key=lambda w: abs(np.log(max(w["size"], 1)) - np.log(max(size, 1))))
-    exact = [w for w in lists if w["size"] == size]
-    if exact and (target is None or exact[0]["non_mated_probes"] * target >= RULE_OF):
-        return exact[0]["fpir"], exact[0]["tpir"], f"measured at watchlist size {size}"
-    largest = lists[-1]
-    tail = largest["impostor_tail"]
-    rate = tail["exceeding"] / max(tail["comparisons"], 1.0)
-    why = " (too few non-mated probes to measure this rate directly)" if exact else ""
-    method = (
-        f"extrapolated{why} from the per-comparison impostor rate measured at size {largest['size']} "
-        f"({tail['comparisons']:,.0f} comparisons): FPIR = 1-(1-p)^W; TPIR from size {nearest['size']}"
-    )
-    return extrapolate(rate, size), nearest["tpir"], method
+def _estimate(data: dict, path: Path, threshold: float, size: int, target: float | None = None) -> Estimate:
+    p = cal.predict(data, threshold, size)
+    return Estimate(p.threshold, p.watchlist_size, p.fpir, p.fpir_interval, p.tpir, p.tpir_interval, p.method,
+                    p.interval_method, p.extrapolated, reference(path), target_fpir=target)  # fmt: skip
 
 
 def estimate(store: Store | None, pack_id: str, threshold: float, watchlist_size: int, ref: str | None = None) -> Estimate:
     """The FPIR and TPIR to expect at this threshold and watchlist size."""
     path, data = find(store, pack_id, ref)
-    fpir, tpir, method = _curves(data, max(int(watchlist_size), 1))
-    k = int(np.clip(np.searchsorted(data["thresholds"], threshold, side="right") - 1, 0, len(fpir) - 1))
-    return Estimate(float(threshold), int(watchlist_size), float(fpir[k]), float(tpir[k]), method, reference(path))
+    return _estimate(data, path, threshold, max(int(watchlist_size), 1))
 
 
 def recommend(store: Store | None, pack_id: str, target_fpir: float, watchlist_size: int, ref: str | None = None) -> Estimate:
-    """The lowest threshold whose FPIR at this watchlist size is at or below the target."""
+    """The lowest threshold whose predicted FPIR at this watchlist size is at or below the target."""
     path, data = find(store, pack_id, ref)
-    fpir, tpir, method = _curves(data, max(int(watchlist_size), 1), target_fpir)
-    ok = fpir <= target_fpir
-    if not ok.any():
-        raise OpenLFRError(f"no threshold in the calibration reaches FPIR {target_fpir:g} at watchlist size {watchlist_size}")
-    k = int(np.argmax(ok))
-    return Estimate(float(data["thresholds"][k]), int(watchlist_size), float(fpir[k]), float(tpir[k]), method, reference(path))
+    size = max(int(watchlist_size), 1)
+    threshold, interval, conservative = cal.threshold_for(data, target_fpir, size)
+    e = _estimate(data, path, threshold, size, target_fpir)
+    return Estimate(**(e.as_dict() | {"threshold_interval": interval, "conservative_threshold": conservative}))

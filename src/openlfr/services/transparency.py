@@ -37,6 +37,8 @@ COLUMN_LABELS = {
     "minimum_threshold": "Minimum threshold",
     "threshold_calibration": "Threshold calibration",
     "estimated_fpir": "Estimated false alert rate per face (FPIR)",
+    "estimated_fpir_95_interval": "FPIR 95% interval",
+    "estimate_method": "How the FPIR was estimated",
     "faces_seen_estimate": "Faces seen (estimate)",
     "total_alerts": "Total alerts",
     "true_alerts_confirmed": "True alerts (confirmed)",

@@ -7,6 +7,13 @@ scheduled so that no two faces overlap on screen. Watchlisted people walk past s
 photograph and are enrolled from *other* photographs of themselves, as a real watchlist holds a
 custody image rather than the camera's view.
 
+A *large watchlist* (``watchlist_size`` W above the number of watchlisted passers-by K) holds W LFW
+identities, one reference image each, as forces' watchlists of thousands do: K of them walk past, and
+everyone else who walks past is drawn from identities not on it (nor listed as the same person as
+someone on it: see :mod:`openlfr.evaluation.aliases`), so every alert for anyone else is a false one.
+Reference images refused by the quality checks at enrolment are replaced from a *reserve* of further
+identities, so the watchlist enrolled holds W people.
+
 Everything follows from the seed: the same arguments give the same video and the same truth.
 """
 
@@ -16,6 +23,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -32,6 +40,9 @@ from openlfr.simulation.frames import (
     paste_face,
     patch_extent,
 )
+
+if TYPE_CHECKING:
+    from openlfr.evaluation.aliases import AliasList
 
 
 @dataclass
@@ -70,10 +81,26 @@ class Scenario:
     min_face_px: float
     max_face_px: float
     notes: dict = field(default_factory=dict)
+    #: Subjects the enrolled watchlist must hold; None: everyone in ``watchlist`` (small walk-bys).
+    watchlist_size: int | None = None
+    #: Reference images enrolled per subject: the first ones of their list that pass the quality
+    #: checks; None: every listed photograph.
+    references_per_subject: int | None = None
+    #: Identities (never passing the camera) enrolled in order, only to replace watchlist subjects
+    #: none of whose photographs passed the quality checks, until the watchlist holds ``watchlist_size``.
+    reserve: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def frames(self) -> int:
         return round(self.duration_s * self.fps)
+
+    @property
+    def target_watchlist_size(self) -> int:
+        return len(self.watchlist) if self.watchlist_size is None else self.watchlist_size
+
+    @property
+    def watchlisted_passes(self) -> int:
+        return sum(1 for p in self.passes if p.watchlisted)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -111,29 +138,28 @@ def plan(
     seed: int = 1,
     size: tuple[int, int] = FRAME_SIZE,
     time_in_view: tuple[float, float] = (2.5, 4.0),
+    watchlist_size: int | None = None,
+    aliases: AliasList | None = None,
 ) -> Scenario:
-    """Choose who passes, when, where and how; no pixels yet."""
+    """Choose who passes, when, where and how; no pixels yet.
+
+    ``watchlist_size`` (default: ``watchlisted``) above ``watchlisted`` builds a large watchlist (see the
+    module's docstring); ``aliases`` (default: the shipped LFW list, when there is one) names identities
+    that are one person, none of whom may pass as a stranger to someone on it.
+    """
     if not 0 <= watchlisted <= people:
         raise ValueError("watchlisted must be between 0 and the number of people")
+    if watchlist_size is not None and watchlist_size < watchlisted:
+        raise ValueError("the watchlist must hold at least the watchlisted passers-by")
     rng = np.random.default_rng(seed)
     by_person: dict[str, list[Path]] = {}
     for path in lfw_image_paths(lfw_root):
         by_person.setdefault(path.parent.name, []).append(path)
-    names = sorted(by_person)
-    multi = [n for n in names if len(by_person[n]) >= 2]
-    wanted = [multi[i] for i in rng.permutation(len(multi))[:watchlisted]]
-    others_pool = [n for n in names if n not in set(wanted)]
-    others = [others_pool[i] for i in rng.permutation(len(others_pool))[: people - watchlisted]]
-    watchlist: dict[str, list[str]] = {}
-    shown: dict[str, str] = {}
-    for name in wanted:
-        photos = [str(p) for p in by_person[name]]
-        pick = int(rng.integers(len(photos)))
-        shown[name] = photos[pick]
-        watchlist[name] = [p for i, p in enumerate(photos) if i != pick][:3]
-    for name in others:
-        photos = by_person[name]
-        shown[name] = str(photos[int(rng.integers(len(photos)))])
+    if watchlist_size is not None and watchlist_size > watchlisted:
+        cast = _large_watchlist(rng, by_person, people, watchlisted, watchlist_size, aliases)
+    else:
+        cast = _small_watchlist(rng, by_person, people, watchlisted)
+    wanted, others, watchlist, shown = cast.wanted, cast.others, cast.watchlist, cast.shown
     order = list(wanted) + list(others)
     rng.shuffle(order)
     width, height = size
@@ -194,7 +220,134 @@ def plan(
     passes.sort(key=lambda p: p.t_enter)
     for n, p in enumerate(passes):
         p.index = n
-    return Scenario(duration_s, fps, size, seed, passes, watchlist, min_face_px, max_face_px)
+    return Scenario(
+        duration_s,
+        fps,
+        size,
+        seed,
+        passes,
+        watchlist,
+        min_face_px,
+        max_face_px,
+        notes=cast.notes,
+        watchlist_size=cast.size,
+        references_per_subject=cast.references_per_subject,
+        reserve=cast.reserve,
+    )
+
+
+@dataclass
+class _Cast:
+    """Who walks past (watchlisted first), who is enrolled from which photographs, and what each shows."""
+
+    wanted: list[str]
+    others: list[str]
+    watchlist: dict[str, list[str]]
+    shown: dict[str, str]
+    size: int | None = None  # a large watchlist's size; None: the watchlisted passers-by
+    references_per_subject: int | None = None
+    reserve: dict[str, list[str]] = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+
+
+def _small_watchlist(rng: np.random.Generator, by_person: dict[str, list[Path]], people: int, watchlisted: int) -> _Cast:
+    """The watchlist is the watchlisted passers-by, each enrolled from up to 3 other photographs.
+
+    Draws are in the same order as before large watchlists existed: a seed gives the same video as then.
+    """
+    names = sorted(by_person)
+    multi = [n for n in names if len(by_person[n]) >= 2]
+    wanted = [multi[i] for i in rng.permutation(len(multi))[:watchlisted]]
+    others_pool = [n for n in names if n not in set(wanted)]
+    others = [others_pool[i] for i in rng.permutation(len(others_pool))[: people - watchlisted]]
+    watchlist: dict[str, list[str]] = {}
+    shown: dict[str, str] = {}
+    for name in wanted:
+        photos = [str(p) for p in by_person[name]]
+        pick = int(rng.integers(len(photos)))
+        shown[name] = photos[pick]
+        watchlist[name] = [p for i, p in enumerate(photos) if i != pick][:3]
+    for name in others:
+        photos = by_person[name]
+        shown[name] = str(photos[int(rng.integers(len(photos)))])
+    return _Cast(wanted, others, watchlist, shown)
+
+
+#: Candidate reference photographs listed per subject of a large watchlist: the first that passes the
+#: quality checks is enrolled (LFW photographs often show a second face, which enrolment refuses).
+CANDIDATES = 3
+
+
+def _large_watchlist(
+    rng: np.random.Generator,
+    by_person: dict[str, list[Path]],
+    people: int,
+    watchlisted: int,
+    size: int,
+    aliases: AliasList | None,
+) -> _Cast:
+    """W subjects with one reference each, K of whom walk past; strangers from everyone else.
+
+    Subjects are drawn from identities with two or more photographs (so any could be one who walks past
+    showing another photograph), then, beyond those, from identities with one.
+    """
+    names = sorted(by_person)
+    multi = [n for n in names if len(by_person[n]) >= 2]
+    single = [n for n in names if len(by_person[n]) < 2]
+    wanted = [multi[i] for i in rng.permutation(len(multi))[:watchlisted]]
+    chosen = set(wanted)
+    rest = [n for n in multi if n not in chosen]
+    extra = [rest[i] for i in rng.permutation(len(rest))]
+    extra += [single[i] for i in rng.permutation(len(single))]
+    # Reserve for subjects refused at enrolment: about 1 in 6 LFW photographs is (a second face, quality).
+    reserve_n = (size - watchlisted) // 4 + 10
+    members, reserve_names = extra[: size - watchlisted], extra[size - watchlisted : size - watchlisted + reserve_n]
+    if len(members) < size - watchlisted:
+        raise ValueError(f"LFW holds {len(names)} identities: a watchlist of {size} leaves none to pass as strangers")
+    listed = set(wanted) | set(members) | set(reserve_names)
+    same = _same_people(aliases, listed)
+    others_pool = [n for n in names if n not in listed and n not in same]
+    if len(others_pool) < people - watchlisted:
+        raise ValueError(
+            f"only {len(others_pool)} identities are left off a watchlist of {size} (and its reserve); "
+            f"{people - watchlisted} strangers are needed: lower --people or --watchlist-size"
+        )
+    others = [others_pool[i] for i in rng.permutation(len(others_pool))[: people - watchlisted]]
+    watchlist: dict[str, list[str]] = {}
+    shown: dict[str, str] = {}
+    for name in wanted:
+        photos = [str(p) for p in by_person[name]]
+        pick = int(rng.integers(len(photos)))
+        shown[name] = photos[pick]
+        rest_photos = [p for i, p in enumerate(photos) if i != pick]
+        watchlist[name] = [rest_photos[i] for i in rng.permutation(len(rest_photos))[:CANDIDATES]]
+    for name in members:
+        photos = [str(p) for p in by_person[name]]
+        watchlist[name] = [photos[i] for i in rng.permutation(len(photos))[:CANDIDATES]]
+    reserve = {n: [str(p) for p in by_person[n]][:CANDIDATES] for n in reserve_names}
+    for name in others:
+        photos = by_person[name]
+        shown[name] = str(photos[int(rng.integers(len(photos)))])
+    notes = {
+        "watchlist": f"{size} subjects, one reference image each; {watchlisted} of them walk past showing another photograph",
+        "strangers": "drawn from identities not on the watchlist or its reserve, nor listed as the same person as one",
+        "aliases_left_out": sorted(same),
+    }
+    return _Cast(wanted, others, watchlist, shown, size, references_per_subject=1, reserve=reserve, notes=notes)
+
+
+def _same_people(aliases: AliasList | None, listed: set[str]) -> set[str]:
+    """Identities not in ``listed`` that an alias list names as the same person (or photograph) as one in it."""
+    from openlfr.evaluation import aliases as alias_lists
+
+    if aliases is None:
+        aliases = alias_lists.read(alias_lists.SHIPPED_LFW) if alias_lists.SHIPPED_LFW.is_file() else alias_lists.NONE
+    same: set[str] = set()
+    for a, b, _kind in aliases.entries:
+        names = {alias_lists.identity_of(a), alias_lists.identity_of(b)}
+        if names & listed:
+            same |= names - listed
+    return same
 
 
 def _prepared_source(p: Pass) -> FaceSource:

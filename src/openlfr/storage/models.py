@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -132,6 +133,9 @@ class Deployment(Base):
     # Set at authorisation from the model pack's calibration (services.thresholds).
     calibration_reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
     estimated_fpir: Mapped[float | None] = mapped_column(Float, nullable=True)
+    estimated_fpir_low: Mapped[float | None] = mapped_column(Float, nullable=True)  # 95% interval
+    estimated_fpir_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    estimate_method: Mapped[str | None] = mapped_column(Text, nullable=True)
     threshold_override: Mapped[str | None] = mapped_column(String(1000), nullable=True)
 
     cameras: Mapped[list[Camera]] = relationship(back_populates="deployment", cascade="all, delete-orphan")
