@@ -88,3 +88,15 @@ def test_demo_runs_the_whole_live_loop() -> None:
     assert "Eileen Collins raised no alert" in out
     assert "2 faces seen, 1 alert(s)" in out
     assert "engaged, confirmed" in out and "true alerts confirmed │ 1" in out
+
+
+def test_threshold_recommend_json_gives_interval_and_method(home: Path) -> None:
+    result = run("threshold", "recommend", "--target-fpir", "1/6000", "--watchlist-size", "1000", "--home", home, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    for key in ("threshold", "threshold_interval", "conservative_threshold", "fpir", "fpir_interval", "tpir",
+                "tpir_interval", "method", "interval_method", "extrapolated", "calibration", "advice"):  # fmt: skip
+        assert key in data, key
+    assert data["fpir"] <= 1 / 6000 and data["tpir_interval"][0] <= data["tpir"] <= data["tpir_interval"][1]
+    words = run("threshold", "estimate", "--threshold", "0.727", "--watchlist-size", "100", "--home", home)
+    assert words.exit_code == 0 and "95% interval" in words.output and "calibrate on its own images" in words.output

@@ -111,7 +111,7 @@ def test_calibration_file_round_trips(tmp_path: Path) -> None:
     data = openset.calibration(results, "pack:abc", True, {"name": "synthetic", "images": len(names)}, 10, [0, 1])
     path = openset.save_calibration(data, tmp_path / "calibration.json")
     loaded = openset.load_calibration(path)
-    assert loaded["pack_id"] == "pack:abc" and loaded["format"] == openset.CALIBRATION_FORMAT
+    assert loaded["pack_id"] == "pack:abc" and loaded["format"] == "openlfr-calibration/1"  # no model: measured curves only
     assert [w["size"] for w in loaded["watchlists"]] == [20, 100]
     w = loaded["watchlists"][1]
     assert w["fpir"].shape == loaded["thresholds"].shape == (1001,)

@@ -105,3 +105,42 @@ def test_single_model_default_threshold_needs_no_override(store, engine) -> None
     deployment_id = _planned(store, engine, threshold=0.45)
     deployments.authorise(store, deployment_id, "boss", "needed")
     assert not audit.search(store, action="threshold.override")
+
+
+@pytest.mark.parametrize("pack", ["engine", "fused"])
+def test_shipped_calibration_says_what_it_knows(pack, request) -> None:
+    """Every estimate has a 95% interval and its method; the shipped file left LFW's label errors out and was
+    checked on other photographs (celeba-dev), whose measurements lie inside the predicted intervals."""
+    engine = request.getfixturevalue(pack)
+    _path, data = thresholds.find(None, engine.pack_id)
+    assert data["format"] == "openlfr-calibration/2"
+    assert data["aliases"]["entries"] >= 8 and data["model"]["excluded_as_aliases"] > 0
+    assert data["model"]["transfer"]["other_set"] == "celeba-dev"
+    (check,) = data["validation"]
+    assert check["threshold"] == pytest.approx(engine.alert_threshold) and check["watchlist_size"] == 100
+    assert check["fpir_inside_prediction"] and check["tpir_inside_prediction"]
+    e = thresholds.estimate(None, engine.pack_id, engine.alert_threshold, 100)
+    assert e.fpir_interval[0] <= e.fpir <= e.fpir_interval[1] and e.fpir_interval[0] < e.fpir_interval[1]
+    assert e.tpir_interval[0] <= e.tpir <= e.tpir_interval[1]
+    assert "bootstrap" in e.interval_method and "people" in e.interval_method and "transfer" in e.interval_method
+    assert "own images" in e.advice
+
+
+def test_large_watchlist_estimate_is_marked_extrapolated(fused) -> None:
+    rec = thresholds.recommend(None, fused.pack_id, 1 / 6000, 10_000)
+    assert rec.extrapolated and "generalised Pareto" in rec.method
+    assert rec.threshold_interval[0] <= rec.threshold <= rec.threshold_interval[1] <= rec.conservative_threshold + 1e-9
+    small = thresholds.recommend(None, fused.pack_id, 1 / 100, 10)
+    assert not small.extrapolated and "measured over" in small.method
+
+
+def test_record_carries_the_interval_and_method(store, fused) -> None:
+    deployment_id = _planned(store, fused, threshold=deployments.DEFAULT_THRESHOLD)
+    deployments.authorise(store, deployment_id, "boss", "needed")
+    with store.session() as s:
+        record = record_for(s, deployment_id)
+    low, high = (float(v) for v in record["estimated_fpir_95_interval"].split(" to "))
+    assert low <= record["estimated_fpir"] * 1.05 and record["estimated_fpir"] <= high * 1.05  # two significant digits
+    assert "bootstrap" in record["estimate_method"]
+    (event,) = audit.search(store, action="deployment.authorise")
+    assert event["details"]["estimated_fpir_interval"][0] <= event["details"]["estimated_fpir"]

@@ -28,6 +28,7 @@ Version 1 files (measured curves only, no intervals) are still read; their estim
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -80,15 +81,19 @@ def support(expected_errors: float) -> str:
 
 
 def save(data: dict, path: Path) -> Path:
-    """Write a calibration; long arrays go on one line each so the file stays readable and small."""
+    """Write a calibration; arrays of numbers go on one line each (6 significant digits) so the file stays
+    readable and small."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=1, default=_plain)
+    text = re.sub(r"\[\s*([-0-9.eE+,\s]+?)\s*\]", lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
     path.write_text(text + "\n")
     return path
 
 
 def _plain(value: object) -> object:
     if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f":
+            return [float(f"{v:.6g}") for v in value.ravel()] if value.ndim == 1 else [_plain(row) for row in value]
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()

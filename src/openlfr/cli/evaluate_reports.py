@@ -14,6 +14,17 @@ import typer
 from openlfr.cli.common import HomeOpt, JsonOpt, PackOpt, console, emit_json, engine_for, friendly_errors, progress_bar
 from openlfr.errors import OpenLFRError
 
+AliasesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--aliases",
+        help="Reviewed list of label errors (CSV name_a,name_b,kind,evidence) to leave out of impostor statistics "
+        "(default: the shipped list for LFW and celeba-dev, none for other folders).",
+    ),
+]
+KeepAliasesOpt = Annotated[
+    bool, typer.Option("--keep-aliases", help="Count the listed label errors as impostor comparisons after all.")
+]
 CacheOpt = Annotated[
     Path | None, typer.Option("--cache-dir", help="Template cache (default: <data directory>/cache); one file per model pack.")
 ]
@@ -119,6 +130,17 @@ def identification(
     exclude: Annotated[
         Path | None, typer.Option("--exclude", help="File of identities to leave out, one a line (e.g. one person, two names).")
     ] = None,
+    aliases: AliasesOpt = None,
+    keep_aliases: KeepAliasesOpt = False,
+    validate_folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--validate-folder",
+            help="Another labelled folder (other photographs): measures the transfer error that widens the intervals "
+            "and checks the calibration's predictions there.",
+        ),
+    ] = None,
+    replicates: Annotated[int, typer.Option("--replicates", min=10, help="Bootstrap replicates over people.")] = 200,
     cache_dir: CacheOpt = None,
     home: HomeOpt = None,
     pack: PackOpt = None,
@@ -138,7 +160,8 @@ def identification(
     with templating("LFW templates" if data is not None else "templates") as advance:
         summary = ident.evaluate_identification(
             engine, out, data, folder, holdout, seed, people, report, sizes, draws, per_person, extrapolate_to,
-            calibration, exclude, cache_for(cache_dir, home), advance,
+            calibration, exclude, cache_for(cache_dir, home), advance, aliases, keep_aliases, validate_folder, replicates,
+            None if as_json else lambda text: console.print(f"  {text}"),
         )  # fmt: skip
     if as_json:
         emit_json(summary)
@@ -158,7 +181,15 @@ def identification(
         cells = "; ".join(f"TPIR {a['tpir'] * 100:.2f}% at FPIR 1/{round(1 / a['target_fpir'])} (threshold {a['threshold']:.3f}, "
                           f"{a['status']})" for a in w["at_fpir"])  # fmt: skip
         console.print(f"  open-set W = {w['size']}: {cells}")
+    console.print(f"  label errors left out (alias list): {summary['excluded_comparisons']:,} comparisons in the rank figures")
     if report:
+        for t in summary["open_set"].get("model", {}).get("thresholds", []):
+            lo, hi = t["tpir_interval"]
+            how = " (extrapolated from the fitted tail)" if t["extrapolated"] else ""
+            console.print(
+                f"  calibrated W = {t['size']:,}, FPIR 1/{round(1 / t['target_fpir']):,}: threshold {t['threshold']:.3f}, "
+                f"TPIR {t['tpir'] * 100:.1f}% (95% {lo * 100:.1f}–{hi * 100:.1f}%){how}"
+            )
         console.print(f"  report: {summary['open_set']['report']}\n  calibration: {summary['open_set']['calibration_file']}")
 
 

@@ -29,7 +29,7 @@ CHECK_EVENTS = (1000, 300, 100, 30, 10, 5)
 #: Impostor scores kept for the bootstrap: those above the score that this many comparisons exceed.
 KEPT_EVENTS = 100_000
 REPLICATES = 200
-COARSE_STEP = 0.005
+COARSE_STEP = 0.01
 BLOCK = 1024
 Progress = Callable[[str], None] | None
 

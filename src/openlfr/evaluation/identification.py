@@ -46,6 +46,8 @@ class IdentificationResult:
     pack_threshold: float | None = None
     #: The data set's name, as the protocol line states it.
     dataset: str = "LFW"
+    #: Impostor comparisons left out as label errors (alias list).
+    excluded_comparisons: int = 0
 
     def non_mated_share_at(self, threshold: float) -> float:
         """The share of non-mated probes whose best score is at or above ``threshold``."""
@@ -76,6 +78,7 @@ class IdentificationResult:
             if len(self.mated_best_genuine)
             else None,
             "images_without_face": self.images_without_face,
+            "excluded_comparisons": self.excluded_comparisons,
         }
 
 

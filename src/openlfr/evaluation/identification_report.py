@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from openlfr import calibration as cal
 from openlfr.core.engine import FaceEngine
 from openlfr.errors import OpenLFRError
-from openlfr.evaluation import openset
+from openlfr.evaluation import aliases as alias_lists
+from openlfr.evaluation import calibrate, openset
 from openlfr.evaluation import report as rep
 
 #: The false-alert rates every open-set report gives TPIR at: South Wales Police's former cap and NPL's Met figure.
@@ -46,13 +48,13 @@ def load_templates(
     check_source(data, folder)
     if data is not None:
         templates, names = openset.lfw_template_cache(engine, data, cache_dir, people, progress)
-        name, path = "LFW", data
+        name, path, images = "LFW", data, openset.dataset_dir(data)
     else:
         assert folder is not None
         names = openset.folder_names(folder, people)
         templates = openset.template_cache(engine, folder, names, cache_dir, progress)
-        name, path = folder.resolve().name, folder
-    dataset = {"name": name + (f" (first {people} people)" if people else ""), "path": str(path)}
+        name, path, images = folder.resolve().name, folder, folder
+    dataset = {"name": name + (f" (first {people} people)" if people else ""), "path": str(path), "images_dir": str(images)}
     return templates, names, dataset
 
 
@@ -73,12 +75,21 @@ def evaluate_identification(
     exclude: Path | None = None,
     cache_dir: Path | None = None,
     progress: openset.Progress = None,
+    aliases: Path | None = None,
+    keep_aliases: bool = False,
+    validate_folder: Path | None = None,
+    replicates: int = calibrate.REPLICATES,
+    say: calibrate.Progress = None,
 ) -> dict:
     """Rank-1/5/10/20 hit rates and non-mated best scores, and (``report``) the open-set report and calibration
     file, on LFW (``data``) or a labelled folder; writes OUT/identification_result.json and returns it.
 
     The non-mated probes' share at or above the pack's alert threshold is part of the result: it is the
-    threshold searches and alerts use by default.
+    threshold searches and alerts use by default. Comparisons named by the alias list (the shipped, reviewed
+    one for LFW and celeba-dev, ``aliases`` for another folder; none with ``keep_aliases``) are left out of
+    every impostor statistic and counted. ``validate_folder`` (a labelled folder of other photographs) measures
+    how far the calibration is from another population, which widens its intervals, and checks its
+    predictions there.
     """
     started = time.perf_counter()
     templates, names, dataset = load_templates(engine, data, folder, people, cache_dir, progress)
@@ -87,7 +98,9 @@ def evaluate_identification(
         keep = [i for i, n in enumerate(names) if openset.identity_of(n) not in set(excluded)]
         templates, names = templates[keep], [names[i] for i in keep]
     dataset |= {"images": len(names), "people": len({openset.identity_of(n) for n in names}), "excluded": excluded}
-    result = openset.closed_set(templates, names, holdout, seed)
+    listed = alias_lists.for_dataset(Path(dataset["images_dir"]), keep_aliases, aliases)
+    dataset["aliases"] = listed.describe()
+    result = openset.closed_set(templates, names, holdout, seed, listed)
     result.pack_threshold = engine.alert_threshold
     result.dataset = "LFW" if data is not None else dataset["name"]
     summary = result.as_dict() | {"model_pack": engine.pack_id, "holdout": holdout, "seed": seed, "dataset": dataset}
@@ -95,15 +108,39 @@ def evaluate_identification(
         summary["excluded_identities"] = excluded
     out.mkdir(parents=True, exist_ok=True)
     if report:
+        model = calibrate.model(calibrate.collect(templates, names, listed, per_person, seed, say), replicates, seed, say)
+        validation = None
+        if validate_folder is not None:
+            validation = validate_on(engine, model, validate_folder, cache_dir, progress, say)
         open_set = openset_report(
             out, templates, names, dataset, engine.pack_id, engine.recognizer.flip, sizes,
             list(range(seed, seed + draws)), per_person, list(extrapolate_to), calibration or out / "calibration.json",
+            aliases=listed, model=model, validation=validation, alert_threshold=engine.alert_threshold,
         )  # fmt: skip
         summary["open_set"] = {"watchlists": open_set["watchlists"], "report": str(out / "identification.html"),
-                               "calibration_file": open_set["calibration_file"]}  # fmt: skip
+                               "calibration_file": open_set["calibration_file"], "aliases": open_set["aliases"],
+                               "model": open_set.get("model", {})}  # fmt: skip
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / "identification_result.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def validate_on(
+    engine: FaceEngine,
+    model: dict,
+    folder: Path,
+    cache_dir: Path | None,
+    progress: openset.Progress = None,
+    say: calibrate.Progress = None,
+) -> dict:
+    """The other population's model and the transfer error it shows (set in ``model``); checked later."""
+    names = openset.folder_names(folder)
+    templates = openset.template_cache(engine, folder, names, cache_dir, progress)
+    listed = alias_lists.for_dataset(folder)
+    other = calibrate.model(calibrate.collect(templates, names, listed, progress=say), replicates=20, progress=say)
+    model["transfer"] = calibrate.transfer(model, other, folder.resolve().name)
+    return {"folder": str(folder), "templates": templates, "names": names, "aliases": listed,
+            "other_model": other}  # fmt: skip
 
 
 def leave_strangers(sizes: list[int], notes: list[str], templates: np.ndarray, names: list[str]) -> tuple[list[int], list[str]]:
@@ -136,15 +173,30 @@ def openset_report(
     per_person: int,
     extrapolate_to: list[int],
     calibration_path: Path,
+    aliases: alias_lists.AliasList = alias_lists.NONE,
+    model: dict | None = None,
+    validation: dict | None = None,
+    alert_threshold: float | None = None,
 ) -> dict:
-    """Open-set 1:N for each watchlist size: the HTML/JSON report and the calibration file; returns the summary."""
+    """Open-set 1:N for each watchlist size: the HTML/JSON report and the calibration file; returns the summary.
+
+    With ``model`` (:func:`openlfr.evaluation.calibrate.model`) the calibration carries the impostor tail fit
+    and bootstrap intervals, and the report shows them, checks them against the measured sizes and, with
+    ``validation``, against another set of photographs at the pack's alert threshold.
+    """
     sizes, notes = openset.resolve_sizes(sizes_spec, templates, names)
     sizes, notes = leave_strangers(sizes, notes, templates, names)
     if not sizes:
         raise OpenLFRError("no watchlist size fits the data: " + "; ".join(notes))
-    results = openset.evaluate(templates, names, sizes, seeds, per_person)
-    cal = openset.calibration(results, pack_id, flip, dataset, per_person, seeds)
-    openset.save_calibration(cal, calibration_path)
+    results = openset.evaluate(templates, names, sizes, seeds, per_person, aliases)
+    record = openset.calibration(results, pack_id, flip, dataset, per_person, seeds, model, aliases.describe())
+    if model is not None and validation is not None and alert_threshold is not None:
+        record["validation"] = [
+            calibrate.validate(record | {"thresholds": cal.GRID}, validation["templates"], validation["names"], t, size,
+                               name=Path(validation["folder"]).resolve().name, aliases=validation["aliases"])
+            for t in (alert_threshold,) for size in (100,)
+        ]  # fmt: skip
+    openset.save_calibration(record, calibration_path)
     largest = results[-1]
     summary = {
         "model_pack": pack_id,
@@ -161,7 +213,10 @@ def openset_report(
         "extrapolated": [row for w in extrapolate_to for row in openset.extrapolated_thresholds(largest, w, FPIR_TARGETS)],
         "calibration_file": str(calibration_path),
         "highest_non_mated": {str(r.size): openset.highest_non_mated(r.draws[0]) for r in results},
+        "aliases": aliases.describe() | {"excluded_comparisons": {str(r.size): r.excluded_comparisons for r in results}},
     }
+    if model is not None:
+        summary["model"] = model_summary(record, results, extrapolate_to)
     body = [rep.heading("TPIR against FPIR"), rep.image(tpir_fpir_figure(results), "TPIR against FPIR per watchlist size")]
     rows = []
     for w in summary["watchlists"]:
@@ -247,6 +302,11 @@ def openset_report(
             ],
         ),
     ]
+    if "model" in summary:
+        body += model_section(summary["model"])
+    excluded_total = sum(r.excluded_comparisons for r in results)
+    notes = [*notes, f"label errors left out (alias list {aliases.source}, {len(aliases)} entries): {excluded_total:,} "
+             "comparisons across all sizes and draws were not counted as impostors (--keep-aliases counts them)"]  # fmt: skip
     if dataset.get("excluded"):
         notes = [*notes, f"identities left out (--exclude): {', '.join(dataset['excluded'])}"]
     if notes:
@@ -282,6 +342,154 @@ def openset_report(
     ]
     rep.write(out, "identification", f"Open-set identification — model pack {pack_id}", headline, body, how, summary)
     return summary
+
+
+def model_summary(record: dict, results: list[openset.OpenSetResult], extrapolate_to: list[int]) -> dict:
+    """The calibration model's figures for the report: tail fit and its check, the model against every measured
+    size, and thresholds for larger watchlists, each with its 95% interval."""
+    data = record | {"thresholds": cal.GRID}
+    model = record["model"]
+    against_measured = []
+    for r in results:
+        for target in (1 / 100, *FPIR_TARGETS):
+            a = r.at_fpir(target)
+            p = cal.predict(data, a["threshold"], r.size)
+            against_measured.append({
+                "size": r.size, "threshold": a["threshold"], "measured_fpir": a["fpir"], "measured_tpir": a["tpir"],
+                "measured_status": a["status"], "predicted_fpir": p.fpir, "predicted_fpir_interval": p.fpir_interval,
+                "predicted_tpir": p.tpir, "predicted_tpir_interval": p.tpir_interval,
+            })  # fmt: skip
+    larger = []
+    for size in sorted({r.size for r in results} | set(extrapolate_to)):
+        for target in FPIR_TARGETS:
+            try:
+                t, interval, conservative = cal.threshold_for(data, target, size)
+            except OpenLFRError:
+                continue
+            p = cal.predict(data, t, size)
+            larger.append({
+                "size": size, "target_fpir": target, "threshold": t, "threshold_interval": interval,
+                "conservative_threshold": conservative, "fpir": p.fpir, "fpir_interval": p.fpir_interval,
+                "tpir": p.tpir, "tpir_interval": p.tpir_interval, "extrapolated": p.extrapolated, "method": p.method,
+            })  # fmt: skip
+    return {
+        "impostor_comparisons": model["comparisons"],
+        "excluded_as_aliases": model["excluded_as_aliases"],
+        "tail": {k: v for k, v in model["tail"].items()},
+        "interval_method": cal.predict(data, 0.5, 100).interval_method,
+        "transfer": model.get("transfer"),
+        "against_measured": against_measured,
+        "thresholds": larger,
+        "validation": record.get("validation", []),
+    }
+
+
+def model_section(m: dict) -> list[str]:
+    """The report's pages on the calibration model: what a threshold recommendation rests on."""
+
+    def rng(pair: Sequence[float], fmt: str = "{:.2e}") -> str:
+        return f"{fmt.format(pair[0])} – {fmt.format(pair[1])}"
+
+    tail = m["tail"]
+    body = [
+        rep.heading("Calibration model: rates with their uncertainty"),
+        rep.paragraph(
+            f"{m['impostor_comparisons']:,} impostor comparisons (every pair of images of two different people, at most "
+            f"10 images a person); {m['excluded_as_aliases']:,} left out as label errors. Tail: {tail['method']}. "
+            f"Here u = {tail['u']:.3f} ({tail['exceedances']:,} comparisons above it), shape ξ = {tail['shape_xi']:.3f}, "
+            f"scale σ = {tail['scale_sigma']:.4f}. Rates below {tail['measured_down_to']:.1e} per comparison (fewer than "
+            f"{cal.RULE_OF} comparisons) rest on the fit: they are extrapolated. Intervals: {m['interval_method']}."
+        ),
+        rep.table(
+            ["threshold", "comparisons exceeding (measured)", "fitted", "agrees (Poisson 95%)"],
+            [
+                [
+                    f"{c['threshold']:.3f}",
+                    c["comparisons_exceeding"],
+                    f"{c['fitted_count']:.1f}",
+                    "yes" if c["agrees_at_95pct"] else "no",
+                ]
+                for c in tail["check"]
+            ],
+        ),
+        rep.heading("The model against the sizes measured"),
+        rep.table(
+            ["W", "threshold", "FPIR measured", "FPIR model (95%)", "TPIR measured", "TPIR model (95%)", "support"],
+            [
+                [
+                    c["size"],
+                    f"{c['threshold']:.3f}",
+                    f"{c['measured_fpir']:.2e}",
+                    f"{c['predicted_fpir']:.2e} ({rng(c['predicted_fpir_interval'])})",
+                    rep.percent(c["measured_tpir"]),
+                    f"{rep.percent(c['predicted_tpir'])} ({rng(c['predicted_tpir_interval'], '{:.1%}')})",
+                    c["measured_status"],
+                ]
+                for c in m["against_measured"]
+            ],
+        ),
+        rep.heading("Thresholds for a target FPIR"),
+        rep.table(
+            ["W", "target FPIR", "threshold (95%)", "conservative", "TPIR (95%)", "extrapolated"],
+            [
+                [
+                    t["size"],
+                    f"1/{round(1 / t['target_fpir']):,}",
+                    f"{t['threshold']:.3f} ({rng(t['threshold_interval'], '{:.3f}')})",
+                    f"{t['conservative_threshold']:.3f}",
+                    f"{rep.percent(t['tpir'])} ({rng(t['tpir_interval'], '{:.1%}')})",
+                    "yes" if t["extrapolated"] else "no",
+                ]
+                for t in m["thresholds"]
+            ],
+        ),
+        rep.paragraph(
+            "The conservative threshold is the lowest whose upper 95% FPIR bound meets the target. A force should "
+            "calibrate on its own images (openlfr evaluate identification --folder DIR, then openlfr threshold import)."
+        ),
+    ]
+    if m.get("transfer"):
+        tr = m["transfer"]
+        body.append(rep.paragraph(
+            f"Transfer to other photographs ({tr['other_set']}): impostor rates there are "
+                f"{tr['rate_ratio_other_over_calibration']:.2f}× "
+            f"those of the calibration set, and the share of mated probes reaching a threshold differs by up to "
+            f"{tr['tpir_shift'] * 100:.1f} points; every interval is widened by these ({tr['basis']})."
+        ))  # fmt: skip
+    for v in m.get("validation", []):
+        body += [
+            rep.heading(f"Checked on {v['set']} (not used to make the calibration)"),
+            rep.table(
+                [
+                    "threshold",
+                    "W",
+                    "FPIR predicted (95%)",
+                    "FPIR measured (Wilson 95%)",
+                    "inside",
+                    "TPIR predicted (95%)",
+                    "TPIR measured (Wilson 95%)",
+                    "inside",
+                ],
+                [
+                    [
+                        f"{v['threshold']:.3f}",
+                        v["watchlist_size"],
+                        f"{v['predicted_fpir']:.2e} ({rng(v['predicted_fpir_interval'])})",
+                        f"{v['measured_fpir']:.2e} ({v['measured_false_alerts']} of {v['non_mated_searches']:,}; "
+                        f"{rng(v['measured_fpir_wilson'])})",
+                        "yes" if v["fpir_inside_prediction"] else "NO",
+                        f"{rep.percent(v['predicted_tpir'])} ({rng(v['predicted_tpir_interval'], '{:.1%}')})",
+                        f"{rep.percent(v['measured_tpir'])} ({rng(v['measured_tpir_wilson'], '{:.1%}')})",
+                        "yes" if v["tpir_inside_prediction"] else "NO",
+                    ]
+                ],
+            ),
+            rep.paragraph(
+                "The transfer widening was measured on this same set, so agreement here shows the intervals are consistent "
+                "with it, not an independent confirmation; other populations can differ more."
+            ),
+        ]
+    return body
 
 
 def data_caution(dataset: dict) -> str:

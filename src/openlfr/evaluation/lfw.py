@@ -139,19 +139,31 @@ def ten_fold(scores: np.ndarray, same: np.ndarray, fold_of: np.ndarray) -> tuple
 def image_templates(
     engine: FaceEngine, images_dir: Path, names: list[str], progress: Callable[[int, int], None] | None = None
 ) -> tuple[np.ndarray, int]:
-    """One template per LFW image (its central face), in order; rows of images without a face stay zero."""
+    """One template per image, in order; rows of images without a face stay zero.
+
+    LFW's images are cropped around the named person, so its face is the one nearest the centre (a larger
+    neighbour can be in the frame); any other labelled folder of photographs uses the main-face rule that
+    enrolment and search use (:func:`openlfr.core.selection.main_face`).
+    """
+    from openlfr.core.selection import main_face
+
+    def pick(faces: list[Detection], w: int, h: int) -> Detection | None:
+        if images_dir.name == IMAGES_DIR:
+            return central_face(faces, w, h)
+        return main_face(faces) if faces else None
+
     templates = np.zeros((len(names), engine.dimension), dtype=np.float32)
     fallbacks = 0
     for n, name in enumerate(names):
         image = load_image(images_dir / name)
         h, w = image.shape[:2]
-        face = central_face(engine.detect(image), w, h)
+        face = pick(engine.detect(image), w, h)
         if face is None:
             # Retry with a permissive detector threshold before giving up on the image.
             saved = engine.detector.score_threshold
             engine.detector.score_threshold = 0.1
             try:
-                face = central_face(engine.detect(image), w, h)
+                face = pick(engine.detect(image), w, h)
             finally:
                 engine.detector.score_threshold = saved
         if face is None:

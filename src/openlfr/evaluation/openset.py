@@ -107,8 +107,9 @@ def cache_file(engine: FaceEngine, images_dir: Path, cache_dir: Path) -> Path:
     """One file per model pack, flip setting and image folder: templates of different packs never mix."""
     pack = re.sub(r"[^A-Za-z0-9_.-]+", "_", engine.pack_id)
     flip = "flip" if getattr(engine.recognizer, "flip", False) else "noflip"
+    rule = "" if images_dir.name == IMAGES_DIR else "-mainface"  # LFW: central face; other folders: the main face
     folder = hashlib.sha1(str(images_dir.resolve()).encode()).hexdigest()[:12]
-    return cache_dir / f"templates-{pack}-{flip}-{folder}.npz"
+    return cache_dir / f"templates-{pack}-{flip}{rule}-{folder}.npz"
 
 
 def template_cache(
@@ -513,30 +514,48 @@ def calibration(
 # ----------------------------------------------------------------------------- the rank-based protocol, cached
 
 
-def closed_set(templates: np.ndarray, names: list[str], holdout: float, seed: int) -> identification.IdentificationResult:
-    """``identification.evaluate``'s protocol on templates already computed (from the cache)."""
-    from openlfr.core import top_k
-
+def closed_set(
+    templates: np.ndarray, names: list[str], holdout: float, seed: int, aliases: AliasList = NONE
+) -> identification.IdentificationResult:
+    """``identification.evaluate``'s protocol on templates already computed (from the cache); comparisons the
+    alias list names are left out (they can neither outrank a probe's own entry nor count as a stranger's best)."""
     row = {n: i for i, n in enumerate(names)}
     gallery_names, mated_names, non_mated_names = identification.split(names, holdout, seed)
     gallery = templates[[row[n] for n in gallery_names]]
-    mated = templates[[row[n] for n in mated_names]]
-    non_mated = templates[[row[n] for n in non_mated_names]]
     owner = {identity_of(n): i for i, n in enumerate(gallery_names)}
     truth = np.array([owner[identity_of(n)] for n in mated_names], dtype=np.int64)
     ranks = identification.RANKS
+    excluded = 0
+
+    def scores(probe_names: list[str]) -> np.ndarray:
+        nonlocal excluded
+        s = templates[[row[n] for n in probe_names]] @ gallery.T
+        ii, jj = aliases.excluded_pairs(probe_names, gallery_names)
+        s[ii, jj] = -2.0
+        excluded += len(ii)
+        return s
+
     m = len(mated_names)
     hits = dict.fromkeys(ranks, 0)
-    if m:
-        _scores, rows = top_k(mated, gallery, k=max(ranks))
-        hits = {r: int((rows[:, :r] == truth[:, None]).any(axis=1).sum()) for r in ranks}
+    genuine = np.zeros(0)
+    for start in range(0, m, 2048):
+        s = scores(mated_names[start : start + 2048])
+        top = np.argsort(-s, axis=1, kind="stable")[:, : max(ranks)]
+        t = truth[start : start + 2048]
+        for r in ranks:
+            hits[r] += int((top[:, :r] == t[:, None]).any(axis=1).sum())
+        genuine = np.r_[genuine, s[np.arange(len(s)), t]]
+    non_mated_best = np.zeros(0)
+    for start in range(0, len(non_mated_names), 2048):
+        non_mated_best = np.r_[non_mated_best, scores(non_mated_names[start : start + 2048]).max(axis=1)]
     return identification.IdentificationResult(
         gallery=len(gallery_names),
         distractors=0,
         mated_probes=m,
         non_mated_probes=len(non_mated_names),
         rank_hits={r: hits[r] / max(m, 1) for r in ranks},
-        non_mated_best=top_k(non_mated, gallery, k=1)[0][:, 0] if len(non_mated) else np.zeros(0),
-        mated_best_genuine=np.einsum("ij,ij->i", mated, gallery[truth]) if m else np.zeros(0),
+        non_mated_best=non_mated_best,
+        mated_best_genuine=genuine,
         images_without_face=int((np.linalg.norm(templates, axis=1) == 0).sum()),
+        excluded_comparisons=excluded,
     )

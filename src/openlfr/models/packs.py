@@ -40,10 +40,19 @@ FUSED_THRESHOLD = 0.727
 #: 100,000 LFW impostor pairs; scores of different packs are not on one scale.
 SFACE_THRESHOLD = 0.45
 #: Smallest inter-eye distance (px) at which a face may be compared for an alert, per shipped pack.
-#: Below it the live pipeline tracks and counts a face but never alerts on it: the pack's impostor
-#: scores on smaller faces rise past what its LFW calibration allows. Measured, not guessed, with
-#: ``benchmarks/face_size.py`` (rule and figures there and below).
-SFACE_MIN_ALERT_INTER_EYE_PX = None  # MEASURE
+#: Below it the live pipeline tracks and counts a face but never alerts on it. Measured, not guessed:
+#: ``python benchmarks/face_size.py --data ../shared/data/lfw --pack PACK --people 500 [--camera]``
+#: shrinks 500 LFW probes to each inter-eye distance and compares them with all 13,233 LFW images at
+#: full size; the minimum is the smallest size at which (and above which) the upper end of the 95%
+#: interval of the impostor rate at the alert threshold is at most 2x the full-size rate.
+#: ``yunet-sface`` at 0.45 (2026-11-30, seed 0): full size 150 false matches in 6.61 M comparisons
+#: (2.3e-5); shrunk only, the ratio is 0.65 at 6 px, 0.75 at 8, 0.79 at 10, 1.14 at 12 and 1.09-1.17
+#: from 14 to 32 px (upper bounds <= 1.52); shrunk and degraded as a camera shows faces (``--camera``)
+#: 0.21 at 6 px rising to 0.99 at 16 and 1.21-1.27 from 20 to 32 (upper bounds <= 1.58). SFace's
+#: false-match rate does not rise on small faces (its mated rate falls: 61% at 8 px, 87% at 12, 93%
+#: at 16, against 95% at full size), so its minimum is the smallest size measured, 6 px, below the
+#: ~9 px that the pipeline's 20 px detection floor (``PipelineConfig.min_face_px``) already ignores.
+SFACE_MIN_ALERT_INTER_EYE_PX = 6.0
 FUSED_MIN_ALERT_INTER_EYE_PX = None  # MEASURE
 
 
