@@ -157,12 +157,8 @@ def test_faces_below_the_pack_minimum_are_tracked_and_counted_but_never_alerted(
 
 
 def test_pack_minimum_comes_from_the_engine_unless_configured() -> None:
-    watchlist = Watchlist.build(np.stack([basis(0)]), ["A"], ["Alice"], ["c"], [10])
-    engine = StubEngine(min_alert_inter_eye_px=16.0)
-    by_pack = CameraPipeline("cam", engine, watchlist, PipelineConfig(threshold=0.45), lambda e: None)  # type: ignore[arg-type]
-    configured = CameraPipeline(
-        "cam", engine, watchlist, PipelineConfig(threshold=0.45, min_alert_inter_eye_px=0), lambda e: None  # type: ignore[arg-type]
-    )
+    by_pack, _ = pipeline(PipelineConfig(threshold=0.45), StubEngine(min_alert_inter_eye_px=16.0))
+    configured, _ = pipeline(PipelineConfig(threshold=0.45, min_alert_inter_eye_px=0), StubEngine(min_alert_inter_eye_px=16.0))
     assert by_pack.min_alert_inter_eye_px == 16.0 and configured.min_alert_inter_eye_px == 0.0
 
 
@@ -170,9 +166,7 @@ def test_a_face_is_alerted_once_it_comes_close_enough() -> None:
     """One person approaching: no alert while their eyes are under the minimum apart, then the same track
     is compared as soon as its views are large enough."""
     engine = StubEngine(min_alert_inter_eye_px=16.0)
-    watchlist = Watchlist.build(np.stack([basis(0)]), ["A"], ["Alice"], ["c"], [10])
-    events: list = []
-    p = CameraPipeline("cam", engine, watchlist, PipelineConfig(threshold=0.45), events.append)  # type: ignore[arg-type]
+    p, events = pipeline(PipelineConfig(threshold=0.45), engine)
     sizes = [30 + 2 * n for n in range(20)]  # eyes 12 px apart growing to 27 px; 16 px reached at n = 5
     alerted = run_frames(p, engine, [[(square_face(600 + 10 * n, 500, s), probe({0: 0.9}))] for n, s in enumerate(sizes)])
     assert [e.reference for e in events] == ["A"] and alerted[0] >= 6  # two compared views needed (2 of 5)

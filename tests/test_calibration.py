@@ -112,3 +112,19 @@ def test_calibration_file_round_trip(tmp_path):
     loaded = cal.load(path)
     assert loaded["format"] == cal.FORMAT and loaded["model"]["bootstrap"]["rate"].shape[0] == 10
     assert cal.predict(loaded, 0.7, 50).fpir == pytest.approx(cal.predict(data | {"thresholds": cal.GRID}, 0.7, 50).fpir, rel=1e-5)
+
+
+def test_verification_and_closed_set_leave_alias_pairs_out():
+    from openlfr.evaluation.verification import all_pairs
+
+    templates, names = synthetic(people=50, per=3)
+    templates[3:6] = templates[0:3]  # person 1's images are person 0's
+    both = aliases.AliasList((("person_0000", "person_0001", "same_person"),), source="test")
+    ids = [aliases.identity_of(n) for n in names]
+    _, plain, _ = all_pairs(templates, ids)
+    _, cleaned, how = all_pairs(templates, ids, names=names, aliases=both)
+    assert len(plain) - len(cleaned) == 9 and "9 left out as label errors" in how
+    _, sampled, how = all_pairs(templates, ids, max_non_mated=5000, names=names, aliases=both)
+    assert "left out as label errors" in how and (sampled < 0.999).all()
+    result = openset.closed_set(templates, names, 0.0, 0, both)
+    assert result.excluded_comparisons > 0 and result.as_dict()["excluded_comparisons"] == result.excluded_comparisons

@@ -74,6 +74,8 @@ def verification(
     people: Annotated[int | None, typer.Option("--people", min=2, help="--folder: only the first N people.")] = None,
     per_person: Annotated[int | None, typer.Option("--per-person", min=2, help="--folder: at most N images per person.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for sampling non-mated pairs.")] = 0,
+    aliases: AliasesOpt = None,
+    keep_aliases: KeepAliasesOpt = False,
     cache_dir: CacheOpt = None,
     home: HomeOpt = None,
     pack: PackOpt = None,
@@ -88,7 +90,7 @@ def verification(
     engine = engine_for(pack, home)
     with templating("templates") as advance:
         summary = evaluate_verification(engine, out, data, folder, pairs, folds, max_non_mated, people, per_person, seed,
-                                        cache_for(cache_dir, home), advance)  # fmt: skip
+                                        cache_for(cache_dir, home), advance, aliases, keep_aliases)  # fmt: skip
     if as_json:
         emit_json(summary)
         return

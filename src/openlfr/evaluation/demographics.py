@@ -39,6 +39,7 @@ import numpy as np
 
 from openlfr.errors import OpenLFRError
 from openlfr.evaluation import openset
+from openlfr.evaluation.aliases import NONE, AliasList
 from openlfr.evaluation.openset import identity_of
 from openlfr.evaluation.verification import all_pairs
 
@@ -159,7 +160,14 @@ def capped_rows(names: list[str], ok: np.ndarray, people: set[str], per_person: 
 
 
 def verification_rates(
-    templates: np.ndarray, names: list[str], people: set[str], threshold: float, per_person: int, max_non_mated: int, seed: int
+    templates: np.ndarray,
+    names: list[str],
+    people: set[str],
+    threshold: float,
+    per_person: int,
+    max_non_mated: int,
+    seed: int,
+    aliases: AliasList = NONE,
 ) -> tuple[Rate, Rate]:
     """(FNMR, FMR) among one group's people at ``threshold``."""
     ok = np.linalg.norm(templates, axis=1) > 0
@@ -167,7 +175,7 @@ def verification_rates(
     ids = [identity_of(names[r]) for r in rows]
     if len(rows) < 2:
         return Rate(0, 0, len(set(ids))), Rate(0, 0, len(set(ids)))
-    mated, non_mated, _ = all_pairs(templates[rows], ids, max_non_mated, seed)
+    mated, non_mated, _ = all_pairs(templates[rows], ids, max_non_mated, seed, [names[r] for r in rows], aliases)
     two_or_more = sum(1 for p in set(ids) if ids.count(p) >= 2)
     return (
         Rate(int((mated < threshold).sum()), len(mated), two_or_more),
@@ -222,11 +230,14 @@ def evaluate(
     seed: int = 0,
     per_person: int = openset.PER_PERSON,
     max_non_mated: int = 1_000_000,
+    aliases: AliasList = NONE,
 ) -> dict:
-    """Every figure for every group of every attribute, with the tests between groups."""
-    d = openset.draw(templates, names, watchlist_size, seed, per_person)
+    """Every figure for every group of every attribute, with the tests between groups; comparisons the alias
+    list names (label errors) are left out of the impostor figures."""
+    d = openset.draw(templates, names, watchlist_size, seed, per_person, aliases)
     present = {identity_of(n) for n in names}
-    result: dict = {"attributes": {}, "watchlist_size": watchlist_size, "seed": seed, "threshold": threshold}
+    result: dict = {"attributes": {}, "watchlist_size": watchlist_size, "seed": seed, "threshold": threshold,
+                    "aliases": aliases.describe() | {"excluded_comparisons_in_draw": d.excluded_comparisons}}  # fmt: skip
     for attribute, labels in groups.items():
         members: dict[str, set[str]] = {}
         for identity, group in labels.items():
@@ -234,7 +245,7 @@ def evaluate(
                 members.setdefault(group, set()).add(identity)
         rates: dict[str, dict[str, Rate]] = {}
         for group, people in sorted(members.items()):
-            fnmr, fmr = verification_rates(templates, names, people, threshold, per_person, max_non_mated, seed)
+            fnmr, fmr = verification_rates(templates, names, people, threshold, per_person, max_non_mated, seed, aliases)
             tpir, fpir = identification_rates(d, people, threshold)
             rates[group] = {"fnmr": fnmr, "fmr": fmr, "tpir": tpir, "fpir": fpir}
         result["attributes"][attribute] = {

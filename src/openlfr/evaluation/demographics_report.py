@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from openlfr.core.engine import FaceEngine
+from openlfr.evaluation import aliases as alias_lists
 from openlfr.evaluation import demographics as demo
 from openlfr.evaluation import openset
 from openlfr.evaluation import report as rep
@@ -36,7 +37,7 @@ def evaluate_demographics(
     names = openset.folder_names(folder, people)
     templates = openset.template_cache(engine, folder, names, cache_dir, progress)
     size = min(watchlist_size, len(openset.eligible_people(templates, names)))
-    result = demo.evaluate(templates, names, labels, threshold, size, seed)
+    result = demo.evaluate(templates, names, labels, threshold, size, seed, aliases=alias_lists.for_dataset(folder))
     result |= {"model_pack": engine.pack_id, "dataset": str(folder), "groups_file": str(groups), "small_rule": demo.SMALL_RULE}
     html_path, json_path = write_demographics_report(out, result)
     return result | {"report": str(html_path), "json": str(json_path)}

@@ -27,6 +27,7 @@ import numpy as np
 from openlfr.core.engine import FaceEngine
 from openlfr.errors import OpenLFRError
 from openlfr.evaluation import lfw
+from openlfr.evaluation.aliases import NONE, AliasList
 from openlfr.evaluation.openset import RULE_OF, folder_names, identity_of, template_cache
 
 FARS = (1e-2, 1e-3, 1e-4, 1e-5)
@@ -123,8 +124,10 @@ def lfw_view2(
     folds: int | None = None,
     cache_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    aliases: AliasList = NONE,
 ) -> tuple[PairScores, lfw.VerificationResult]:
-    """View 2 exactly as ``lfw.evaluate`` runs it, with templates from the cache."""
+    """View 2 exactly as ``lfw.evaluate`` runs it, with templates from the cache. The ten-fold accuracy keeps
+    every pair (the published protocol); the impostor statistics leave out pairs the alias list names."""
     pairs_path = pairs_file or lfw_root / "pairs.txt"
     images_dir = lfw_root / lfw.IMAGES_DIR
     if not pairs_path.is_file() or not images_dir.is_dir():
@@ -141,15 +144,20 @@ def lfw_view2(
     accuracies, thresholds = lfw.ten_fold(scores, same, fold_of)
     missing = int((np.linalg.norm(templates, axis=1) == 0).sum())
     result = lfw.VerificationResult(accuracies, thresholds, scores, same, len(names), missing)
+    listed = np.array([aliases.same(p[0], p[1]) for fold in fold_pairs for p in fold], bool) & ~same
     pairs = PairScores(
         dataset=f"LFW View 2 ({pairs_path.name}, {len(fold_pairs)} folds)",
         mated=scores[same],
-        non_mated=scores[~same],
+        non_mated=scores[~same & ~listed],
         images=len(names),
         people=len({identity_of(n) for n in names}),
         images_without_face=missing,
-        notes=["images without a detected face keep a zero template and score 0 (the LFW protocol keeps every pair)"],
-        extra={"ten_fold": result.as_dict()},
+        notes=[
+            "images without a detected face keep a zero template and score 0 (the LFW protocol keeps every pair)",
+            f"{int(listed.sum())} impostor pair(s) left out as label errors (alias list {aliases.source}); "
+            "the ten-fold accuracy keeps them, as the published protocol does",
+        ],
+        extra={"ten_fold": result.as_dict(), "excluded_comparisons": int(listed.sum())},
     )
     return pairs, result
 
@@ -162,10 +170,18 @@ def upper_pair(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def all_pairs(
-    templates: np.ndarray, identities: list[str], max_non_mated: int = MAX_NON_MATED, seed: int = 0
+    templates: np.ndarray,
+    identities: list[str],
+    max_non_mated: int = MAX_NON_MATED,
+    seed: int = 0,
+    names: list[str] | None = None,
+    aliases: AliasList = NONE,
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """(mated scores, impostor scores, how the impostors were chosen) over every usable image."""
+    """(mated scores, impostor scores, how the impostors were chosen) over every usable image; impostor pairs
+    the alias list names (``names`` are the images, ``<identity>/<file>``) are left out and counted in the text."""
     ids = np.array(identities)
+    names = names if names is not None else [f"{i}/{k}" for k, i in enumerate(identities)]
+    dropped = 0
     mated = []
     for person in np.unique(ids):
         rows = np.flatnonzero(ids == person)
@@ -181,8 +197,13 @@ def all_pairs(
             s = templates[start : start + 1024] @ templates.T
             rows = np.arange(start, min(start + 1024, n))[:, None]
             keep = (np.arange(n)[None, :] > rows) & (ids[None, :] != ids[rows])
-            out.append(s[keep])
-        return mated_scores, np.concatenate(out) if out else np.zeros(0, np.float32), f"all {total:,} non-mated pairs"
+            ii, jj = aliases.excluded_pairs(names[start : start + 1024], names)
+            listed = np.zeros_like(keep)
+            listed[ii, jj] = True
+            dropped += int((keep & listed).sum())
+            out.append(s[keep & ~listed])
+        how = f"all {total - dropped:,} non-mated pairs ({dropped:,} left out as label errors, alias list {aliases.source})"
+        return mated_scores, np.concatenate(out) if out else np.zeros(0, np.float32), how
     rng = np.random.default_rng(seed)
     all_upper = n * (n - 1) // 2
     picked = np.zeros(0, np.int64)
@@ -192,10 +213,17 @@ def all_pairs(
         picked = picked[ids[i] != ids[j]]
     picked = rng.permutation(picked)[:max_non_mated]
     i, j = upper_pair(picked, n)
+    if len(aliases):
+        listed = np.array([aliases.same(names[a], names[b]) for a, b in zip(i, j, strict=True)], bool)
+        dropped = int(listed.sum())
+        i, j = i[~listed], j[~listed]
     scores = np.concatenate(
         [np.einsum("ij,ij->i", templates[i[s : s + 200_000]], templates[j[s : s + 200_000]]) for s in range(0, len(i), 200_000)]
     )
-    how = f"a uniform random sample (seed {seed}, without replacement) of {max_non_mated:,} of the {total:,} non-mated pairs"
+    how = (
+        f"a uniform random sample (seed {seed}, without replacement) of {max_non_mated:,} of the {total:,} non-mated pairs"
+        f" ({dropped:,} of them left out as label errors, alias list {aliases.source})"
+    )
     return mated_scores, scores, how
 
 
@@ -208,6 +236,7 @@ def folder_pairs(
     cache_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     per_person: int | None = None,
+    aliases: AliasList = NONE,
 ) -> PairScores:
     """All mated pairs and all (or a sample of) non-mated pairs of a labelled folder.
 
@@ -229,7 +258,7 @@ def folder_pairs(
         )
         templates, names, ok = templates[keep], [names[i] for i in keep], ok[keep]
     used = [n for n, good in zip(names, ok, strict=True) if good]
-    mated, non_mated, how = all_pairs(templates[ok], [identity_of(n) for n in used], max_non_mated, seed)
+    mated, non_mated, how = all_pairs(templates[ok], [identity_of(n) for n in used], max_non_mated, seed, used, aliases)
     if not len(mated) or not len(non_mated):
         raise OpenLFRError(f"{folder} needs at least one person with two images and two people")
     return PairScores(

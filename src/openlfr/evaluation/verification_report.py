@@ -11,6 +11,7 @@ from pathlib import Path
 
 from openlfr.core.engine import FaceEngine
 from openlfr.errors import OpenLFRError
+from openlfr.evaluation import aliases as alias_lists
 from openlfr.evaluation import report as rep
 from openlfr.evaluation import verification as ver
 from openlfr.evaluation.openset import Progress
@@ -29,16 +30,23 @@ def evaluate_verification(
     seed: int = 0,
     cache_dir: Path | None = None,
     progress: Progress = None,
+    aliases: Path | None = None,
+    keep_aliases: bool = False,
 ) -> dict:
     """LFW View 2 (``data``) and/or every pair of a labelled folder; writes the report and returns what
-    ``--json`` prints: the model pack, one summary per data set and the paths of the report and its JSON."""
+    ``--json`` prints: the model pack, one summary per data set and the paths of the report and its JSON.
+
+    Impostor pairs named by the alias list (shipped for LFW and celeba-dev; ``aliases`` for another folder;
+    none with ``keep_aliases``) are left out of the impostor statistics, and each data set says how many."""
     if data is None and folder is None:
         raise OpenLFRError("give --data (LFW) and/or --folder (a labelled folder)")
     sets = []
     if data is not None:
-        sets.append(ver.lfw_view2(engine, data, pairs, folds, cache_dir, progress)[0])
+        listed = alias_lists.for_dataset(data / "lfw-deepfunneled", keep_aliases, aliases)
+        sets.append(ver.lfw_view2(engine, data, pairs, folds, cache_dir, progress, listed)[0])
     if folder is not None:
-        sets.append(ver.folder_pairs(engine, folder, max_non_mated, seed, people, cache_dir, progress, per_person))
+        listed = alias_lists.for_dataset(folder, keep_aliases, aliases)
+        sets.append(ver.folder_pairs(engine, folder, max_non_mated, seed, people, cache_dir, progress, per_person, listed))
     results = [ver.summary(s) for s in sets]
     html_path, json_path = write_verification_report(out, sets, results, engine.pack_id)
     return {"model_pack": engine.pack_id, "datasets": results, "report": str(html_path), "json": str(json_path)}
