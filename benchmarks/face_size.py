@@ -266,12 +266,6 @@ def main() -> None:
     threshold = engine.alert_threshold if args.threshold is None else args.threshold
     images_dir = args.data / IMAGES_DIR
     probe_names, own_names, gallery_names = sample(images_dir, args.people, args.gallery_people, args.seed)
-    cache_dir = args.cache_dir or default_cache_dir()
-    gallery = template_cache(engine, images_dir, gallery_names, cache_dir)
-    row = {n: i for i, n in enumerate(gallery_names)}
-    mated_rows = np.array([row[n] for n in own_names])
-    excluded, alias_note = exclusions(probe_names, gallery_names, args.keep_aliases)
-    gallery_s = time.perf_counter() - started
 
     images, faces, keep = [], [], []
     for i, name in enumerate(probe_names):
@@ -281,18 +275,24 @@ def main() -> None:
             images.append(image)
             faces.append(face)
             keep.append(i)
-    mated_rows, excluded = mated_rows[keep], excluded[keep]
-    results = []
+    # Probes first: the gallery usually comes from the cache, which another run may still be filling.
+    probed: list[tuple[str, np.ndarray, list[Detection | None], int]] = []
     for size in [ORIGINAL] + [s.strip() for s in args.sizes.split(",") if s.strip()]:
         t0 = time.perf_counter()
         if size == ORIGINAL:
-            probes = np.stack([engine.describe(im, [f])[0].template for im, f in zip(images, faces, strict=True)])
-            found: list[Detection | None] = list(faces)
-            as_is = len(faces)
+            templates = np.stack([engine.describe(im, [f])[0].template for im, f in zip(images, faces, strict=True)])
+            probed.append((size, templates, list(faces), len(faces)))
         else:
-            probes, found, as_is = probe_templates(engine, images, faces, float(size), args.seed if args.camera else None)
-        results.append(measure(size, probes, found, as_is, mated_rows, gallery, excluded, threshold))
+            probed.append((size, *probe_templates(engine, images, faces, float(size), args.seed if args.camera else None)))
         print(f"  size {size}: {time.perf_counter() - t0:.0f} s", flush=True)
+
+    t0 = time.perf_counter()
+    gallery = template_cache(engine, images_dir, gallery_names, args.cache_dir or default_cache_dir())
+    gallery_s = time.perf_counter() - t0
+    row = {n: i for i, n in enumerate(gallery_names)}
+    mated_rows = np.array([row[n] for n in own_names])[keep]
+    excluded, alias_note = exclusions([probe_names[i] for i in keep], gallery_names, args.keep_aliases)
+    results = [measure(size, t, found, as_is, mated_rows, gallery, excluded, threshold) for size, t, found, as_is in probed]
     compare_with_original(results, args.factor, seed=args.seed)
     minimum = choose_minimum(results)
     base = results[0]

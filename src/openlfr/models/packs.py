@@ -41,19 +41,25 @@ FUSED_THRESHOLD = 0.727
 SFACE_THRESHOLD = 0.45
 #: Smallest inter-eye distance (px) at which a face may be compared for an alert, per shipped pack.
 #: Below it the live pipeline tracks and counts a face but never alerts on it. Measured, not guessed:
-#: ``python benchmarks/face_size.py --data ../shared/data/lfw --pack PACK --people 500 [--camera]``
-#: shrinks 500 LFW probes to each inter-eye distance and compares them with all 13,233 LFW images at
-#: full size; the minimum is the smallest size at which (and above which) the upper end of the 95%
-#: interval of the impostor rate at the alert threshold is at most 2x the full-size rate.
-#: ``yunet-sface`` at 0.45 (2026-11-30, seed 0): full size 150 false matches in 6.61 M comparisons
-#: (2.3e-5); shrunk only, the ratio is 0.65 at 6 px, 0.75 at 8, 0.79 at 10, 1.14 at 12 and 1.09-1.17
-#: from 14 to 32 px (upper bounds <= 1.52); shrunk and degraded as a camera shows faces (``--camera``)
-#: 0.21 at 6 px rising to 0.99 at 16 and 1.21-1.27 from 20 to 32 (upper bounds <= 1.58). SFace's
-#: false-match rate does not rise on small faces (its mated rate falls: 61% at 8 px, 87% at 12, 93%
-#: at 16, against 95% at full size), so its minimum is the smallest size measured, 6 px, below the
+#: ``python benchmarks/face_size.py --data ../shared/data/lfw --pack PACK --people N [--camera]``
+#: shrinks N LFW probes to each inter-eye distance (6-32 px) and compares them with all 13,233 LFW
+#: images at full size. The minimum is the smallest size at which, and above which, the upper end of
+#: the 95% interval (bootstrap over probe people) of the impostor rate at the pack's alert threshold is
+#: at most 2x the full-size rate, that rate resting on >= 30 false matches. Both packs, 2026-11-30,
+#: seed 0, shrunk only and shrunk then degraded as a camera shows faces (``--camera``: blur, exposure,
+#: noise, JPEG): no size measured breaks the rule. Their false-match rate does not rise on small faces
+#: (it falls, with their mated rate), so the minimum is the smallest size measured, 6 px, below the
 #: ~9 px that the pipeline's 20 px detection floor (``PipelineConfig.min_face_px``) already ignores.
+#: ``yunet-sface`` at 0.45, N = 500: full size 150 false matches in 6.61 M comparisons (2.3e-5);
+#: shrunk, ratio 0.65 at 6 px, 0.75 at 8, 0.79 at 10, 1.09-1.17 from 12 to 32 (highest upper bound
+#: 1.52); with --camera 0.21 at 6 px rising to 0.99 at 16 and 1.21-1.27 from 20 to 32 (highest upper
+#: bound 1.58). Mated match rate 61% at 8 px, 87% at 12, 93% at 16, 95% at full size (shrunk only).
 SFACE_MIN_ALERT_INTER_EYE_PX = 6.0
-FUSED_MIN_ALERT_INTER_EYE_PX = None  # MEASURE
+#: ``yunet-sface-dlib`` at 0.727, N = 300: full size 140 false matches in 3.97 M comparisons (3.5e-5);
+#: shrunk, ratio 0.40 at 6 px, 0.78 at 8, 0.82 at 10, 1.11-1.29 from 12 to 32 (highest upper bound
+#: 1.65); with --camera 0.10 at 6 px, 0.32 at 8, 0.60 at 12, 1.22-1.43 from 16 to 32 (highest upper
+#: bound 1.73, at 32 px). Mated match rate 66% at 8 px, 93% at 12, 96% at 16, 97% at full size.
+FUSED_MIN_ALERT_INTER_EYE_PX = 6.0
 
 
 MANIFEST = "openlfr-pack.json"
