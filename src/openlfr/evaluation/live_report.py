@@ -65,6 +65,7 @@ def live_figures(result: WalkbyResult, scenario: Scenario, events: list[tuple[fl
     alerted_counts = [n for n in alerts_per_pass.values() if n]
     return {
         "passes": result.passes,
+        "watchlist_size": result.watchlist_size,
         "watchlisted_passes": result.watchlisted_passes,
         "alerted_passes": result.alerted_passes,
         "per_pass_tpir": round(result.alerted_rate, 5),
@@ -115,12 +116,13 @@ def write_live_report(
 ) -> tuple[Path, Path]:
     """live.html (the scene, the figures, a timeline of passes and alerts, misses and false alerts) and live.json."""
     f = live_figures(result, scenario, events, realtime)
-    watchlisted = len(scenario.watchlist)
+    watchlisted = scenario.watchlisted_passes
     scene = (
         f"A simulated {scenario.size[0]}×{scenario.size[1]} street camera: {scenario.duration_s:.0f} s of video at "
         f"{scenario.fps:g} fps (seed {scenario.seed}); {f['passes']} people pass once each, faces {scenario.min_face_px:g}–"
         f"{scenario.max_face_px:g} px wide, tilted, slightly turned, blurred and lit differently; {watchlisted} of them are "
-        f"on the watchlist, enrolled from other photographs of themselves ({f['enrolled_subjects']} enrolled, "
+        f"on a watchlist of {result.watchlist_size:,}, enrolled from other photographs of themselves "
+        f"({f['enrolled_subjects']} enrolled, "
         f"{f['skipped_reference_images']} reference image(s) refused by the quality checks). The video runs through a whole "
         f"deployment (planned, authorised, live, closed) at threshold {result.threshold:g} with {confirm} confirmation"
         f"{', pooled track templates' if pool else ''}, "
