@@ -1,17 +1,26 @@
 """The audit trail: every change, removal or insertion is detected, appends are safe under concurrency,
-every service records who did what, nothing biometric is written to it, and the CLI verifies, searches and exports."""
+every service records who did what, nothing biometric is written to it, and the CLI verifies, searches and exports.
+
+Signed checkpoints kept outside the data folder catch what the in-folder chain cannot: someone who
+holds the data folder (and so the chain's key) deleting events and recomputing the chain."""
 
 from __future__ import annotations
 
 import base64
 import csv
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
@@ -29,6 +38,14 @@ runner = CliRunner()
 
 def cli(home: Path, *args: object):
     return runner.invoke(app, [str(a) for a in args] + ["--home", str(home)], env={"COLUMNS": "200"})
+
+
+@pytest.fixture(autouse=True)
+def no_configured_audit_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never pick up a real signing key or checkpoint folder from the environment running the tests."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.delenv(audit.ENV_AUDIT_KEY, raising=False)
+    monkeypatch.delenv(audit.ENV_CHECKPOINTS, raising=False)
 
 
 def append(store: Store, n: int) -> None:
@@ -65,8 +82,18 @@ def test_cli_verify_intact(tmp_path: Path) -> None:
     r = cli(home, "audit", "verify")
     assert r.exit_code == 0, r.output
     assert "audit trail intact: 12 events" in r.stdout
+    assert "in-folder chain only" in r.stdout  # and says what that does not cover
     r = cli(home, "audit", "verify", "--json")
-    assert r.exit_code == 0 and json.loads(r.stdout) == {"ok": True, "checked": 12, "first_broken_seq": None, "problem": None}
+    assert r.exit_code == 0
+    result = json.loads(r.stdout)
+    assert {k: result[k] for k in ("ok", "checked", "first_broken_seq", "problem", "checkpoint")} == {
+        "ok": True,
+        "checked": 12,
+        "first_broken_seq": None,
+        "problem": None,
+        "checkpoint": None,
+    }
+    assert "in-folder chain only" in result["scope"]
 
 
 # --- tampering is detected, at the right event ---------------------------------------------------
@@ -195,6 +222,382 @@ def test_concurrent_appends_from_separate_stores(tmp_path: Path) -> None:
     assert result.ok and result.checked == 40
     first.close()
     second.close()
+
+
+WRITER_SCRIPT = """
+import pathlib, sys, time
+from openlfr.services import audit
+from openlfr.storage import Store
+home, count, who, go = sys.argv[1], int(sys.argv[2]), sys.argv[3], pathlib.Path(sys.argv[4])
+store = Store(home)
+pathlib.Path(f"{go}.{who}").touch()
+while not go.exists():
+    time.sleep(0.005)
+if who == "checkpointer":
+    key = audit.load_signing_key(store.home)
+    for _ in range(count):
+        audit.write_checkpoint(store, sys.argv[5], key)
+        time.sleep(0.05)
+else:
+    for i in range(count):
+        audit.record(store, "test.process", "thing", f"{who}-{i}", {"i": i}, actor=who)
+"""
+
+
+def test_concurrent_processes_append_one_contiguous_chain(tmp_path: Path) -> None:
+    """Several processes (as the server and CLI commands are) appending at once: no errors, one chain, a true anchor.
+
+    A checkpointer signs the trail meanwhile; it must never mistake an append in progress for tampering.
+    """
+    home, go = tmp_path / "home", tmp_path / "go"
+    store = Store(home)
+    key_file, _pub, _kid = audit.init_key(home, tmp_path / "keys" / "audit.key")
+    writers, per_writer = 4, 60
+    env = {**os.environ, audit.ENV_AUDIT_KEY: str(key_file)}
+    names = [f"proc-{n}" for n in range(writers)] + ["checkpointer"]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WRITER_SCRIPT,
+                str(home),
+                str(5 if who == "checkpointer" else per_writer),
+                who,
+                str(go),
+                str(tmp_path / "checkpoints"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for who in names
+    ]
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{go}.{who}").exists() for who in names):  # every process has opened the store
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        time.sleep(0.02)
+    go.touch()
+    outcomes = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(procs), outcomes
+    assert all("Traceback" not in err for _out, err in outcomes), outcomes
+    total = writers * per_writer
+    events = audit.search(store, limit=10_000)
+    assert sorted(e["seq"] for e in events) == list(range(1, total + 1))
+    assert {e["actor"] for e in events} == {f"proc-{n}" for n in range(writers)}
+    anchored_seq, anchored_head, _mac = (home / audit.ANCHOR_FILE).read_text().split()
+    assert int(anchored_seq) == total and anchored_head == events[0]["hash"]
+    assert not list(home.glob("*.tmp")) and not list(home.glob(".audit.anchor.*"))  # no temporary file left behind
+    pinned = audit.load_public_key(key_file)
+    result = audit.verify(store, tmp_path / "checkpoints", pinned)
+    assert result.ok and result.checked == total, result
+    assert result.checkpoint is not None and not result.notes
+    store.close()
+
+
+# --- signed checkpoints: what a holder of the data folder cannot rewrite --------------------------
+
+
+def rechain(store: Store) -> None:
+    """What someone holding the data folder can do: recompute every link and the anchor with the folder's own key."""
+    key = store.derive_key(audit.KEY_PURPOSE)
+    prev, last = audit.GENESIS, 0
+    with store.engine.begin() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT id, seq, at, actor, role, action, record_type, record_id, source, details FROM audit_events ORDER BY seq"
+            )
+        ).all()
+        for row in rows:
+            at = row.at if isinstance(row.at, datetime) else datetime.fromisoformat(row.at)
+            details = json.loads(row.details) if isinstance(row.details, str) else row.details
+            payload = audit._canonical(
+                row.seq, at, row.actor, row.role, row.action, row.record_type, row.record_id, row.source, details or {}
+            )
+            digest = audit._chain_hash(key, prev, payload)
+            connection.execute(
+                text("UPDATE audit_events SET prev_hash = :p, hash = :h WHERE id = :id"), {"p": prev, "h": digest, "id": row.id}
+            )
+            prev, last = digest, row.seq
+    if last:
+        audit._write_anchor(store, key, last, prev)
+    else:
+        (store.home / audit.ANCHOR_FILE).unlink(missing_ok=True)
+
+
+def shift(store: Store, where: str, by: int) -> None:
+    """Renumber the rows matching ``where`` by ``by`` (in two steps: ``seq`` is unique)."""
+    execute(store, f"UPDATE audit_events SET seq = -(seq + :by) WHERE {where}", by=by)
+    execute(store, "UPDATE audit_events SET seq = -seq WHERE seq < 0")
+
+
+@dataclass
+class SignedTrail:
+    """12 events; checkpoint 1 signed events 1-6 and checkpoint 2 events 7-10; 11 and 12 came after."""
+
+    store: Store
+    key_file: Path
+    public_file: Path
+    checkpoints: Path
+    anchor_at_7: bytes
+
+    def verify(self) -> audit.Verification:
+        return audit.verify(self.store, self.checkpoints, audit.load_public_key(self.public_file))
+
+
+@pytest.fixture
+def signed(tmp_path: Path) -> SignedTrail:
+    store = Store(tmp_path / "home")
+    key_file, public_file, _kid = audit.init_key(store.home, tmp_path / "officer-keys" / "audit.key")
+    key = audit.load_signing_key(store.home, key_file)
+    checkpoints = tmp_path / "elsewhere" / "checkpoints"
+    append(store, 6)
+    audit.write_checkpoint(store, checkpoints, key)
+    append(store, 1)
+    anchor_at_7 = (store.home / audit.ANCHOR_FILE).read_bytes()
+    append(store, 3)
+    audit.write_checkpoint(store, checkpoints, key)
+    append(store, 2)
+    yield SignedTrail(store, key_file, public_file, checkpoints, anchor_at_7)
+    store.close()
+
+
+def edit(store: Store) -> int:
+    execute(store, "UPDATE audit_events SET actor = 'someone-else' WHERE seq = 4")
+    rechain(store)
+    return 4
+
+
+def delete(store: Store) -> int:
+    execute(store, "DELETE FROM audit_events WHERE seq = 4")
+    shift(store, "seq > 4", -1)
+    rechain(store)
+    return 4
+
+
+def insert(store: Store) -> int:
+    shift(store, "seq >= 4", 1)
+    execute(
+        store,
+        "INSERT INTO audit_events (seq, at, actor, role, action, record_type, record_id, source, details, prev_hash, hash) "
+        "SELECT 4, at, 'pc-forger', NULL, 'alert.outcome', 'alert', '1', NULL, '{}', hash, hash FROM audit_events WHERE seq = 3",
+    )
+    rechain(store)
+    return 4
+
+
+def reorder(store: Store) -> int:
+    execute(store, "UPDATE audit_events SET seq = -1 WHERE seq = 4")
+    execute(store, "UPDATE audit_events SET seq = 4 WHERE seq = 5")
+    execute(store, "UPDATE audit_events SET seq = 5 WHERE seq = -1")
+    rechain(store)
+    return 4
+
+
+def truncate_tail(store: Store) -> int:
+    execute(store, "DELETE FROM audit_events WHERE seq > 7")
+    rechain(store)  # the anchor now says 7 events, correctly signed with the folder's key
+    return 8
+
+
+def delete_everything(store: Store) -> int:
+    execute(store, "DELETE FROM audit_events")
+    (store.home / audit.ANCHOR_FILE).unlink()
+    return 1
+
+
+def recompute_chain(store: Store) -> int:
+    execute(store, "DELETE FROM audit_events WHERE seq BETWEEN 3 AND 5")
+    shift(store, "seq > 5", -3)
+    rechain(store)
+    return 3
+
+
+TAMPERING = [edit, delete, insert, reorder, truncate_tail, delete_everything, recompute_chain]
+
+
+@pytest.mark.parametrize("tamper", [*TAMPERING, "restore_old_anchor"], ids=lambda t: getattr(t, "__name__", t))
+def test_checkpoint_reveals_what_the_in_folder_chain_cannot(signed: SignedTrail, tamper, tmp_path: Path) -> None:
+    before = signed.verify()
+    assert before.ok and before.checked == 12 and before.checkpoint["checkpoint"] == 2 and before.checkpoint["seq"] == 10
+    if tamper == "restore_old_anchor":
+        execute(signed.store, "DELETE FROM audit_events WHERE seq > 7")
+        (signed.store.home / audit.ANCHOR_FILE).write_bytes(signed.anchor_at_7)
+        first = 8
+    else:
+        first = tamper(signed.store)
+    alone = audit.verify(signed.store)
+    assert alone.ok and alone.checkpoint is None  # the attack: the data folder alone cannot tell
+    result = signed.verify()
+    assert not result.ok and result.first_broken_seq == first, result
+    assert str(first) in result.problem and result.checked == first - 1
+    # The same through the command line, as an auditor with the checkpoints and the public key would run it.
+    home = signed.store.home
+    r = cli(home, "audit", "verify", "--checkpoints", signed.checkpoints, "--public-key", signed.public_file)
+    assert r.exit_code == 1, r.output
+    assert "BROKEN" in r.output and f"seq {first}" in r.output and "checkpoint 2" in r.output
+    r = cli(home, "audit", "verify", "--checkpoints", signed.checkpoints, "--public-key", signed.public_file, "--json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["first_broken_seq"] == first
+    # A checkpoint is never signed over the tampering.
+    with pytest.raises(audit.TrailBroken):
+        audit.write_checkpoint(signed.store, signed.checkpoints, audit.load_signing_key(home, signed.key_file))
+    r = cli(home, "audit", "checkpoint", "--to", signed.checkpoints, "--key", signed.key_file)
+    assert r.exit_code == 1 and "no checkpoint written" in r.output and f"seq {first}" in r.output
+    assert len(list(signed.checkpoints.glob("checkpoint-*.json"))) == 2
+
+
+def test_events_after_the_last_checkpoint_rely_on_the_in_folder_chain(signed: SignedTrail) -> None:
+    """The documented limit: a change after the newest checkpoint is caught only if the chain was not recomputed."""
+    execute(signed.store, "UPDATE audit_events SET actor = 'someone-else' WHERE seq = 11")
+    result = signed.verify()
+    assert not result.ok and result.first_broken_seq == 11
+    rechain(signed.store)
+    assert signed.verify().ok  # hence: checkpoint often
+
+
+def test_checkpoint_file_is_signed_and_complete(signed: SignedTrail) -> None:
+    first, second = sorted(signed.checkpoints.glob("checkpoint-*.json"))
+    body = json.loads(second.read_text())
+    assert body["format"] == audit.CHECKPOINT_FORMAT
+    assert (body["checkpoint"], body["seq"], body["events"], body["from_seq"]) == (2, 10, 10, 7)
+    events = {e["seq"]: e["hash"] for e in audit.search(signed.store, limit=100)}
+    assert body["head"] == events[10] and body["hashes"] == [events[s] for s in range(7, 11)]
+    assert json.loads(first.read_text())["hashes"] == [events[s] for s in range(1, 7)]
+    public = audit.load_public_key(signed.public_file)
+    assert body["key_id"] == audit.key_id(public) and datetime.fromisoformat(body["at"]).tzinfo is not None
+    signature = base64.b64decode(body.pop("signature"))
+    public.verify(signature, audit._signed_bytes(body))  # raises if not genuine
+    assert oct(signed.key_file.stat().st_mode & 0o777) == "0o600"
+    assert not any(p.is_relative_to(signed.store.home) for p in (signed.key_file, signed.checkpoints))
+
+
+def test_altered_and_forged_checkpoints_are_refused(signed: SignedTrail) -> None:
+    """A checkpoint edited to claim fewer events, or one signed by another key, does not count."""
+    newest = signed.checkpoints / "checkpoint-00000002.json"
+    body = json.loads(newest.read_text())
+    execute(signed.store, "DELETE FROM audit_events WHERE seq > 6")
+    rechain(signed.store)
+    altered = {**body, "seq": 6, "events": 6, "head": body["hashes"][-1], "hashes": [], "from_seq": 7}
+    newest.write_text(json.dumps(altered))
+    forger = Ed25519PrivateKey.generate()
+    forged = {**altered, "checkpoint": 3, "public_key": base64.b64encode(audit._raw_public(forger.public_key())).decode()}
+    forged["key_id"] = audit.key_id(forger.public_key())
+    forged.pop("signature")
+    forged["signature"] = base64.b64encode(forger.sign(audit._signed_bytes(forged))).decode()
+    (signed.checkpoints / "checkpoint-00000003.json").write_text(json.dumps(forged))
+    result = signed.verify()
+    assert result.checkpoint["checkpoint"] == 1  # the newest genuine one left
+    assert any("00000002" in n and "signature" in n for n in result.notes)
+    assert any("00000003" in n and "another key" in n for n in result.notes)
+    assert result.ok  # checkpoint 1 covers events 1-6, which are intact; the notes tell the auditor the rest
+    # Without a configured key, the oldest checkpoint's key is trusted, and the forgery is still refused.
+    unpinned = audit.verify(signed.store, signed.checkpoints)
+    assert unpinned.checkpoint["checkpoint"] == 1 and any("oldest checkpoint" in n for n in unpinned.notes)
+
+
+def test_a_rewritten_trail_signed_with_the_stolen_key_is_contradicted(signed: SignedTrail) -> None:
+    """Someone holding the folder *and* the key signs a new checkpoint over a rewritten trail; the earlier
+    checkpoints, still in the (write-once) checkpoint folder, contradict it."""
+    edit(signed.store)
+    key = audit.load_signing_key(signed.store.home, signed.key_file)
+    hashes = [e["hash"] for e in reversed(audit.search(signed.store, limit=100))]
+    forged = audit.Checkpoint(
+        number=3,
+        seq=len(hashes),
+        events=len(hashes),
+        head=hashes[-1],
+        at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        from_seq=1,
+        hashes=tuple(hashes),
+        public_key=base64.b64encode(audit._raw_public(key.public_key())).decode(),
+    )
+    body = forged.body()
+    signature = base64.b64encode(key.sign(audit._signed_bytes(body))).decode()
+    (signed.checkpoints / "checkpoint-00000003.json").write_text(json.dumps({**body, "signature": signature}))
+    result = signed.verify()
+    assert result.checkpoint["checkpoint"] == 3  # genuine signature, so it counts as the newest ...
+    assert not result.ok and result.first_broken_seq == 4  # ... but checkpoint 1 still says what event 4 was
+    assert "checkpoint 3 disagrees with checkpoint 1 about event 4" in result.notes
+
+
+def test_cli_init_key_and_checkpoint(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    store = Store(home)
+    append(store, 3)
+    store.close()
+    key_file, checkpoints = tmp_path / "keys" / "audit.key", tmp_path / "checkpoints"
+    r = cli(home, "audit", "checkpoint", "--to", checkpoints, "--key", key_file)
+    assert r.exit_code == 2 and "init-key" in r.stderr  # no key yet: says how to make one
+    r = cli(home, "audit", "init-key", "--out", key_file, "--json")
+    assert r.exit_code == 0, r.output
+    made = json.loads(r.stdout)
+    assert Path(made["key"]) == key_file.resolve() and Path(made["public_key"]).is_file() and len(made["key_id"]) == 16
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    r = cli(home, "audit", "init-key", "--out", key_file)
+    assert r.exit_code == 2 and "already exists" in r.stderr  # never replaced
+    r = cli(home, "audit", "init-key", "--out", home / "keys" / "audit.key")
+    assert r.exit_code == 2 and "inside the data folder" in r.stderr
+    r = cli(home, "audit", "checkpoint", "--to", home / "checkpoints", "--key", key_file)
+    assert r.exit_code == 2 and "inside the data folder" in r.stderr
+    r = runner.invoke(
+        app,
+        ["audit", "checkpoint", "--to", str(checkpoints), "--home", str(home), "--json"],
+        env={"COLUMNS": "200", audit.ENV_AUDIT_KEY: str(key_file)},
+    )
+    assert r.exit_code == 0, r.output
+    written = json.loads(r.stdout)
+    assert written["written"] and written["checkpoint"] == 1 and written["seq"] == 3 and written["key_id"] == made["key_id"]
+    r = cli(home, "audit", "verify", "--checkpoints", checkpoints)  # unpinned: says whose key it trusted
+    assert r.exit_code == 0, r.output
+    assert "audit trail intact: 3 events" in r.stdout and "checkpoint 1" in r.stdout and "oldest checkpoint" in r.stdout
+    r = cli(home, "audit", "verify", "--checkpoints", tmp_path / "nowhere")
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = cli(home, "audit", "verify", "--checkpoints", empty)
+    assert r.exit_code == 0 and "no valid checkpoint" in r.stdout and "in-folder chain only" in r.stdout
+
+
+def test_scheduler_signs_only_when_the_trail_grew(signed: SignedTrail) -> None:
+    key = audit.load_signing_key(signed.store.home, signed.key_file)
+    errors: list[Exception] = []
+    schedule = audit.CheckpointScheduler(signed.store, signed.checkpoints, key, every_s=3600, report=errors.append)
+    first = schedule.start()
+    assert first is not None and (first.number, first.seq, first.from_seq) == (3, 12, 11)
+    assert schedule.run_once() is None  # nothing new
+    append(signed.store, 2)
+    final = schedule.stop(final=True)
+    assert final is not None and (final.number, final.seq) == (4, 14) and errors == []
+    assert signed.verify().checkpoint["checkpoint"] == 4
+    execute(signed.store, "DELETE FROM audit_events WHERE seq > 13")
+    append(signed.store, 2)  # the trail grew again, but event 14 is no longer the one signed
+    assert schedule.run_once() is None and isinstance(errors[0], audit.TrailBroken)  # reported, not signed
+
+
+def test_serve_writes_checkpoints_at_start_and_shutdown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    home, checkpoints = tmp_path / "home", tmp_path / "checkpoints"
+    store = Store(home)
+    append(store, 2)
+    key_file, _pub, _kid = audit.init_key(home, tmp_path / "keys" / "audit.key")
+
+    def fake_run(*_args: object, **_kwargs: object) -> None:  # the server's life: two more events
+        append(store, 2)
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    r = runner.invoke(
+        app,
+        ["serve", "--home", str(home), "--audit-checkpoints", str(checkpoints), "--checkpoint-every", "3600"],
+        env={"COLUMNS": "200", audit.ENV_AUDIT_KEY: str(key_file)},
+    )
+    assert r.exit_code == 0, r.output
+    assert "audit checkpoints every 3600 s" in r.stdout
+    assert [json.loads(p.read_text())["seq"] for p in sorted(checkpoints.glob("checkpoint-*.json"))] == [2, 4]
+    r = runner.invoke(app, ["serve", "--home", str(home), "--audit-checkpoints", str(checkpoints)], env={"COLUMNS": "200"})
+    assert r.exit_code == 2 and "init-key" in r.stderr  # no key: refuses to start rather than run unsigned
+    store.close()
 
 
 # --- every service records who did what -------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""``openlfr audit``: check that the audit trail is intact, search it, and export it for review.
+"""``openlfr audit``: check that the audit trail is intact, search it, export it, and sign checkpoints of it.
 
 The trail itself is written by the services (``services/audit.py``); these commands only read it,
 except that an export is itself recorded, because whoever takes a copy of the trail is accountable too.
+``init-key`` and ``checkpoint`` make the trail checkable by someone who does not trust the data folder:
+signed checkpoints, kept elsewhere, that ``verify --checkpoints`` compares the database against.
 """
 
 from __future__ import annotations
@@ -10,15 +12,21 @@ import getpass
 import json
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from openlfr.cli.common import HomeOpt, JsonOpt, console, emit_json, friendly_errors
 from openlfr.errors import OpenLFRError
 
-audit_app = typer.Typer(help="The tamper-evident audit trail: verify it, search it, export it.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from openlfr.services.audit import Verification
+
+audit_app = typer.Typer(
+    help="The tamper-evident audit trail: verify it, search it, export it, sign checkpoints.", no_args_is_help=True
+)
 
 ActorOpt = Annotated[str | None, typer.Option("--actor", help="Only events by this person (exact name).")]
 ActionOpt = Annotated[str | None, typer.Option("--action", help="Action prefix, e.g. 'alert.' or 'deployment.authorise'.")]
@@ -56,26 +64,150 @@ def _filters(
     return {"actor": actor, "action": action, "record_type": record_type, "record_id": record_id, "since": start, "until": end}
 
 
+CheckpointsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoints",
+        envvar="OPENLFR_AUDIT_CHECKPOINTS",
+        help="Folder of signed checkpoints kept outside the data folder ('audit checkpoint --to'); "
+        "without it only the in-folder chain is checked.",
+    ),
+]
+PublicKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--public-key",
+        help="The checkpoints' public key (the .pub from 'audit init-key'); default: the configured signing "
+        "key's, else the oldest checkpoint's.",
+    ),
+]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option("--key", help="The signing key (default: $OPENLFR_AUDIT_KEY, else ~/.config/openlfr/audit-signing.key)."),
+]
+
+
+def _print_broken(result: Verification) -> None:
+    where = f"first broken event: seq {result.first_broken_seq}" if result.first_broken_seq else "the anchor"
+    problem = escape(result.problem or "")
+    console.print(
+        f"[bold red]audit trail BROKEN[/] ({where}): {problem}; {result.checked} event(s) before it verified",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @audit_app.command("verify")
 @friendly_errors
-def verify(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
-    """Walk the whole chain; exit 1 and name the first broken event if anything was changed, removed or added."""
+def verify(
+    checkpoints: CheckpointsOpt = None,
+    public_key: PublicKeyOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Walk the whole chain; exit 1 and name the first broken event if anything was changed, removed or added.
+
+    With --checkpoints the trail must also hold, unchanged, every event the newest signed checkpoint
+    covers: that is what catches a holder of the data folder who deleted events and recomputed the chain.
+    """
     from openlfr.services import audit
     from openlfr.storage import Store
 
-    result = audit.verify(Store(home))
+    store = Store(home)
+    pinned = audit.pinned_public_key(store.home, public_key) if checkpoints is not None else None
+    result = audit.verify(store, checkpoints, pinned)
     if as_json:
         emit_json(result.as_dict())
-    elif result.ok:
-        console.print(f"audit trail intact: {result.checked} events")
     else:
-        where = f"first broken event: seq {result.first_broken_seq}" if result.first_broken_seq else "the anchor"
-        console.print(
-            f"[bold red]audit trail BROKEN[/] ({where}): {result.problem}; {result.checked} event(s) before it verified",
-            highlight=False,
-        )
+        for note in result.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+        if result.ok:
+            console.print(
+                f"audit trail intact: {result.checked} events ({escape(result.scope)})", highlight=False, soft_wrap=True
+            )
+        else:
+            _print_broken(result)
+            if result.checkpoint:
+                console.print(f"({escape(result.scope)})", highlight=False, soft_wrap=True)
     if not result.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("init-key")
+@friendly_errors
+def init_key(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Where to create the key (default: $OPENLFR_AUDIT_KEY, else ~/.config/openlfr/audit-signing.key)."
+        ),
+    ] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create the Ed25519 key that signs audit checkpoints, outside the data folder (never replaces one).
+
+    Keep it away from whoever holds the data folder; give the .pub file (or the key id) to auditors.
+    """
+    from openlfr.config import data_dir
+    from openlfr.services import audit
+
+    path, pub, kid = audit.init_key(data_dir(home), out)
+    if as_json:
+        emit_json({"key": str(path), "public_key": str(pub), "key_id": kid})
+        return
+    console.print(
+        f"audit signing key created: {path} (mode 0600)\npublic key: {pub}\nkey id: {kid}", highlight=False, soft_wrap=True
+    )
+    if out is not None and audit.key_path() != path:
+        hint = f"set {audit.ENV_AUDIT_KEY}={path} for 'audit checkpoint' and 'serve --audit-checkpoints'."
+        console.print(hint, highlight=False, soft_wrap=True)
+
+
+@audit_app.command("checkpoint")
+@friendly_errors
+def checkpoint(
+    to: Annotated[
+        Path,
+        typer.Option(
+            "--to",
+            envvar="OPENLFR_AUDIT_CHECKPOINTS",
+            help="Folder outside the data folder (another disk, host or write-once store) to write the checkpoint to.",
+        ),
+    ],
+    key: KeyOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify the trail, then sign its event count and head with the audit key and write that to --to.
+
+    Refuses (exit 1) when the trail does not verify, against the in-folder chain and the folder's
+    earlier checkpoints: a checkpoint must never vouch for tampering.
+    """
+    from openlfr.services import audit
+    from openlfr.storage import Store
+
+    store = Store(home)
+    signing = audit.load_signing_key(store.home, key)
+    try:
+        cp = audit.write_checkpoint(store, to, signing)
+    except audit.TrailBroken as exc:
+        if as_json:
+            emit_json({"written": False, **exc.verification.as_dict()})
+        else:
+            console.print("[bold red]no checkpoint written[/]: the trail does not verify", highlight=False, soft_wrap=True)
+            _print_broken(exc.verification)
+        raise typer.Exit(1) from None
+    summary = {"written": True, **cp.summary(), "head": cp.head, "from_seq": cp.from_seq}
+    if as_json:
+        emit_json(summary)
+    else:
+        console.print(
+            f"checkpoint {cp.number}: {cp.seq} events, head {cp.head[:16]}…, signed with key {summary['key_id']}, "
+            f"written to {cp.file}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @audit_app.command("search")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +22,18 @@ def serve(
             "--http-cookies", help="Send the session cookie over plain HTTP too (only for testing on a private network)."
         ),
     ] = False,
+    audit_checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            "--audit-checkpoints",
+            envvar="OPENLFR_AUDIT_CHECKPOINTS",
+            help="Write a signed audit checkpoint to this folder (outside the data folder) at start, on a schedule "
+            "and at shutdown; needs the audit key ('openlfr audit init-key', $OPENLFR_AUDIT_KEY).",
+        ),
+    ] = None,
+    checkpoint_every: Annotated[
+        float, typer.Option("--checkpoint-every", min=1.0, help="Seconds between audit checkpoints (when the trail grew).")
+    ] = 300.0,
     home: HomeOpt = None,
     pack: PackOpt = None,
 ) -> None:
@@ -29,19 +42,36 @@ def serve(
     Create the first administrator with 'openlfr users create' before signing in.
     """
     import uvicorn
+    from rich.markup import escape
 
     from openlfr.api.app import create_app
-    from openlfr.services import users
+    from openlfr.services import audit, users
     from openlfr.storage import Store
 
     store = Store(home)
+    schedule = None
+    if audit_checkpoints is not None:  # load the key first: a missing key stops the start, not the first tick
+        key = audit.load_signing_key(store.home)
+
+        def report(exc: Exception) -> None:
+            console.print(f"[bold red]audit checkpoint not written:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+
+        schedule = audit.CheckpointScheduler(store, audit_checkpoints, key, checkpoint_every, report)
+        first = schedule.start()
+        if first is not None:
+            line = f"audit checkpoints every {checkpoint_every:g} s to {audit_checkpoints} (now: {first.seq} events)"
+            console.print(line, highlight=False, soft_wrap=True)
     if not users.list_users(store):
         console.print(
             "[yellow]No accounts yet:[/] create an administrator with 'openlfr users create --username NAME --name \"…\"'."
         )
     app = create_app(store=store, pack=pack, secure_cookies=not http_cookies)
     console.print(f"OpenLFR on http://{host}:{port}  (console /console · public site /public · API docs /api/v1/docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        if schedule is not None:  # sign what was appended since the last tick
+            schedule.stop(final=True)
 
 
 def register(app: typer.Typer) -> None:
