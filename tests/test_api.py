@@ -140,3 +140,37 @@ def test_logout_revokes_the_token(api) -> None:
     assert client.get("/api/v1/me", headers=t["opr"]).json()["username"] == "opr"
     assert client.post("/api/v1/auth/logout", headers=t["opr"]).status_code == 200
     assert client.get("/api/v1/me", headers=t["opr"]).status_code == 401
+
+
+def test_nobody_can_obtain_a_token_for_another_account(api) -> None:
+    """An administrator manages accounts but cannot mint a credential that acts as an officer; any
+    user creates tokens for themselves only, against their own password."""
+    client, t, store = api
+    admin = users.create_user(store, "adm", "Adm", "administrator", PASSWORD, "test")
+    t["adm"] = {"Authorization": f"Bearer {users.create_token(store, admin.id, 'test', days=1)}"}
+    opr = users.get_user_by_username(store, "opr")
+    before = users.list_tokens(store, opr["id"])
+
+    # The old route that let an administrator mint a token for anyone is gone, for every role.
+    for who in ("adm", "opr", "boss"):
+        minted = client.post(f"/api/v1/users/{opr['id']}/tokens", json={"name": "impersonate", "days": 30},
+                             headers=t[who])  # fmt: skip
+        assert minted.status_code in (404, 405), (who, minted.status_code, minted.text)
+    # Naming someone else in the body of one's own-token request changes nothing: the caller gets it.
+    body = {"name": "ops script", "days": 30, "password": PASSWORD, "user_id": opr["id"], "username": "opr"}
+    own = client.post("/api/v1/me/tokens", json=body, headers=t["adm"])
+    assert own.status_code == 201, own.text
+    assert users.token_user(store, own.json()["access_token"]).username == "adm"
+    # The password asked for is the caller's own: an officer's password does not get the admin a token.
+    wrong = client.post("/api/v1/me/tokens", json={"name": "x", "password": "not the password!"}, headers=t["adm"])
+    assert wrong.status_code == 401
+    assert users.list_tokens(store, opr["id"]) == before
+    created = [e for e in audit.search(store, action="token.create") if e["details"]["name"] == "ops script"]
+    assert [(e["actor"], e["details"]["username"]) for e in created] == [("adm", "adm")]
+    # Administrators still list and revoke anyone's tokens.
+    listed = client.get("/api/v1/tokens", headers=t["adm"]).json()
+    opr_token = next(x for x in listed if x["username"] == "opr")
+    assert client.delete(f"/api/v1/tokens/{opr_token['id']}", headers=t["adm"]).status_code == 200
+    # An officer makes a longer-lived token for themselves the same way.
+    mine = client.post("/api/v1/me/tokens", json={"name": "van laptop", "days": 90, "password": PASSWORD}, headers=t["boss"])
+    assert mine.status_code == 201 and users.token_user(store, mine.json()["access_token"]).username == "boss"

@@ -103,6 +103,50 @@ def test_possible_match_needs_an_independent_second_examiner(store, engine) -> N
     assert audit.verify(store).ok
 
 
+def test_first_examiners_note_is_hidden_on_every_route_page_and_report(store, engine) -> None:
+    """Independence holds everywhere: until the second examiner has recorded their view of a possible
+    match, the first one's note reaches them through no route, page or report."""
+    from fastapi.testclient import TestClient
+
+    from openlfr.api.app import create_app
+    from openlfr.services import users
+
+    seed_custody(store, engine)
+    tokens = {}
+    for name in ("exa", "exb"):
+        account = users.create_user(store, name, name.upper(), "examiner", "a long enough test password", "test")
+        tokens[name] = {"Authorization": f"Bearer {users.create_token(store, account.id, 'test', days=1)}"}
+    search = rfr.start_search(store, engine, jpeg(demo_images.grace_hopper()), "s.jpg", "CASE-6", JUSTIFICATION, "exa")
+    top = search["candidates"][0]["id"]
+    note = "scar above the left eyebrow matches"
+    rfr.decide(store, top, "possible-match", "exa", note=note)
+    client = TestClient(create_app(store=store, engine=engine, secure_cookies=False))
+    sid = search["id"]
+
+    views = {
+        "search route": f"/api/v1/rfr/searches/{sid}",
+        "candidate route": f"/api/v1/rfr/candidates/{top}",
+        "search page": f"/rfr/searches/{sid}",
+        "candidate page": f"/rfr/candidates/{top}",
+        "case report": f"/api/v1/rfr/searches/{sid}/report",
+    }
+    for what, url in views.items():
+        response = client.get(url, headers=tokens["exb"])
+        assert response.status_code == 200, (what, response.text)
+        assert note not in response.text, f"the confirming examiner sees the first examiner's note on the {what}"
+    seen = client.get(f"/api/v1/rfr/searches/{sid}", headers=tokens["exb"]).json()["candidates"][0]
+    assert seen["note"] is None and seen["awaiting_your_confirmation"] is True and seen["decided_by"] == "exa"
+    assert note not in rfr.case_report_html(store, sid, "exb")
+    # Its author still sees it everywhere.
+    assert client.get(f"/api/v1/rfr/searches/{sid}", headers=tokens["exa"]).json()["candidates"][0]["note"] == note
+    assert note in client.get(f"/rfr/candidates/{top}", headers=tokens["exa"]).text
+    # Once the second examiner has decided, the note is no longer hidden from them.
+    confirmed = client.post(f"/api/v1/rfr/candidates/{top}/confirmation", json={"agree": True}, headers=tokens["exb"])
+    assert confirmed.status_code == 200
+    after = client.get(f"/api/v1/rfr/searches/{sid}", headers=tokens["exb"]).json()["candidates"][0]
+    assert after["note"] == note and after["awaiting_your_confirmation"] is False
+
+
 def test_results_expire_under_retention(store, engine) -> None:
     from openlfr.services import deployments
 
@@ -115,5 +159,5 @@ def test_results_expire_under_retention(store, engine) -> None:
     assert rfr.delete_expired(store, now=later) == [search["id"]]
     assert not any((store.home / "rfr").iterdir())
     with pytest.raises(OpenLFRError, match="does not exist"):
-        rfr.search_detail(store, search["id"])
+        rfr.search_detail(store, search["id"], "exa")
     assert rfr.delete_expired(store, now=later) == []  # twice is harmless

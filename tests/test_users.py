@@ -275,7 +275,8 @@ def test_cli_create_list_token_and_disable(tmp_path: Path) -> None:
         ("ops", "operator", "admin"),
     ]
 
-    r = cli("token", "create", "ops", "--name", "wall display", "--days", "7", "--by", "admin", "--home", home)
+    r = cli("token", "create", "ops", "--name", "wall display", "--days", "7", "--password-stdin", "--home", home,
+            stdin=PASSWORD + "\n")  # ops's own password: the console mints no token for someone else
     assert r.exit_code == 0, r.output
     assert "shown only once" in r.stdout
     secret = r.stdout.splitlines()[1].strip()
@@ -296,6 +297,36 @@ def test_cli_create_list_token_and_disable(tmp_path: Path) -> None:
         assert cli("enable", "ops", "--home", home).exit_code == 0
         assert events(store, "user.enable")[0]["actor"].startswith("cli")
         assert audit.verify(store).ok
+    finally:
+        store.close()
+
+
+def test_cli_token_needs_the_accounts_own_password(tmp_path: Path) -> None:
+    """Whoever runs the CLI manages accounts but cannot mint a token that acts as someone else."""
+    home = tmp_path / "home"
+    for username, role in (("admin", "administrator"), ("ops", "operator")):
+        r = cli("create", "--username", username, "--name", username, "--role", role, "--password-stdin", "--home", home,
+                stdin=PASSWORD + "\n")
+        assert r.exit_code == 0, r.output
+    other = "the admins own password"
+    store = Store(home)
+    try:
+        u.change_password(store, u.get_user_by_username(store, "admin")["id"], other, by="test")
+        # The administrator's password (or none) does not get a token for the operator.
+        for stdin in (other + "\n", "not the password at all\n"):
+            r = cli("token", "create", "ops", "--name", "impersonate", "--password-stdin", "--home", home, stdin=stdin)
+            assert r.exit_code == 2 and "username or password is not correct" in r.stderr, r.output
+        assert u.list_tokens(store) == []
+        refused = events(store, "user.login_failed")  # audited like any failed login, from the console
+        assert len(refused) == 2 and all(e["source"].startswith("cli") for e in refused)
+        r = cli("token", "create", "--help")
+        assert "own password" in r.stdout
+        r = cli("token", "create", "ops", "--name", "script", "--password-stdin", "--json", "--home", home,
+                stdin=PASSWORD + "\n")
+        assert r.exit_code == 0, r.output
+        assert u.token_user(store, json.loads(r.stdout)["token"]).username == "ops"
+        (created,) = events(store, "token.create")
+        assert created["actor"] == "ops" and created["details"]["username"] == "ops"
     finally:
         store.close()
 

@@ -27,6 +27,7 @@ RULES: dict[str, frozenset[str]] = {
     "POST /api/v1/auth/token": PUBLIC,
     "POST /api/v1/auth/logout": ANY_STAFF,
     "GET /api/v1/me": ANY_STAFF,
+    "POST /api/v1/me/tokens": ANY_STAFF,  # one's own token only, against one's own password
     "GET /api/v1/subjects": PLANNERS,
     "POST /api/v1/subjects": PLANNERS,
     "GET /api/v1/subjects/{reference}": PLANNERS,
@@ -64,8 +65,7 @@ RULES: dict[str, frozenset[str]] = {
     "POST /api/v1/users/{user_id}/active": frozenset({ADMIN}),
     "POST /api/v1/users/{user_id}/role": frozenset({ADMIN}),
     "POST /api/v1/users/{user_id}/unlock": frozenset({ADMIN}),
-    "POST /api/v1/users/{user_id}/tokens": frozenset({ADMIN}),
-    "GET /api/v1/tokens": frozenset({ADMIN}),
+    "GET /api/v1/tokens": frozenset({ADMIN}),  # administrators list and revoke tokens, never mint them
     "DELETE /api/v1/tokens/{token_id}": frozenset({ADMIN}),
     "GET /api/v1/rfr/searches": frozenset({EXAMINER}),
     "POST /api/v1/rfr/searches": frozenset({EXAMINER}),

@@ -2,6 +2,12 @@
 
 The first administrator can only be created here (nobody can log in to the web console yet), so
 ``users create`` works without a login; who ran a command is recorded with ``--by``.
+
+Whoever runs these commands holds the data folder and is trusted to manage accounts, but not to
+act as anyone: ``users token create`` issues a token only to the account whose password is
+typed (or piped with ``--password-stdin``), exactly as the API's ``POST /api/v1/me/tokens`` does,
+so a token always belongs to the person who proved their password and the audit trail's names
+stay true. Listing and revoking anyone's tokens needs no password.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from openlfr.services.users import (
     ROLE_LABELS,
     ROLES,
     change_password,
-    create_token,
+    create_own_token,
     create_user,
     get_user_by_username,
     list_tokens,
@@ -33,7 +39,9 @@ from openlfr.services.users import unlock as unlock_user
 from openlfr.storage import Store
 
 users_app = typer.Typer(help="User accounts and API tokens.", no_args_is_help=True)
-token_app = typer.Typer(help="API bearer tokens: create, list, revoke.", no_args_is_help=True)
+token_app = typer.Typer(
+    help="API bearer tokens: create your own (needs your password), list and revoke anyone's.", no_args_is_help=True
+)
 users_app.add_typer(token_app, name="token")
 
 
@@ -52,15 +60,16 @@ PasswordStdinOpt = Annotated[
 ]
 
 
-def _read_password(from_stdin: bool) -> str:
-    """From stdin (for scripts) or prompted twice with hidden input; never from an option (shell history)."""
+def _read_password(from_stdin: bool, new: bool = True) -> str:
+    """From stdin (for scripts) or prompted with hidden input (twice for a new password); never from
+    an option (shell history)."""
     if from_stdin:
         line = sys.stdin.readline()
         password = line.rstrip("\r\n")
         if not password:
             raise OpenLFRError("--password-stdin: standard input held no password")
         return password
-    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=new)
 
 
 def _user_id(store: Store, username: str) -> int:
@@ -107,8 +116,16 @@ def list_(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     for col in ("id", "username", "name", "role", "active", "locked until", "last login", "created by"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["id"]), r["username"], r["display_name"], r["role_label"], "yes" if r["active"] else "no",
-                      _when(r["locked_until"]), _when(r["last_login_at"]), r["created_by"])
+        table.add_row(
+            str(r["id"]),
+            r["username"],
+            r["display_name"],
+            r["role_label"],
+            "yes" if r["active"] else "no",
+            _when(r["locked_until"]),
+            _when(r["last_login_at"]),
+            r["created_by"],
+        )
     console.print(table)
 
 
@@ -155,8 +172,7 @@ def role(
 
 @users_app.command("password")
 @friendly_errors
-def password(username: UsernameArg, password_stdin: PasswordStdinOpt = False, by: ByOpt = None,
-             home: HomeOpt = None) -> None:
+def password(username: UsernameArg, password_stdin: PasswordStdinOpt = False, by: ByOpt = None, home: HomeOpt = None) -> None:
     """Set a new password; the account's browser sessions end."""
     store = Store(home)
     user_id = _user_id(store, username)
@@ -170,13 +186,19 @@ def token_create(
     username: UsernameArg,
     name: Annotated[str, typer.Option("--name", help="What the token is for (e.g. 'control-room display').")],
     days: Annotated[float, typer.Option("--days", help="Days until it expires (at most 365).")] = 90,
-    by: ByOpt = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the account's own password from the first line of standard input.")
+    ] = False,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Issue an API token for a user. The secret is printed once and cannot be shown again."""
+    """Issue an API token to USERNAME, who must give their own password (no token is minted for
+    someone else, not even by an administrator). The check is a login: audited, and failures count
+    towards the lockout. The secret is printed once and cannot be shown again."""
     store = Store(home)
-    secret = create_token(store, _user_id(store, username), name, days, by or _default_by())
+    _user_id(store, username)  # an unknown account is named before a password is asked for
+    password = _read_password(password_stdin, new=False)
+    secret = create_own_token(store, username, password, name, days, source=_default_by())
     if as_json:
         emit_json({"username": username, "name": name, "days": days, "token": secret})
         return
@@ -202,8 +224,15 @@ def token_list(
     for col in ("id", "user", "name", "status", "created", "expires", "last used"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["id"]), r["username"], r["name"], r["status"], _when(r["created_at"]), _when(r["expires_at"]),
-                      _when(r["last_used_at"]))
+        table.add_row(
+            str(r["id"]),
+            r["username"],
+            r["name"],
+            r["status"],
+            _when(r["created_at"]),
+            _when(r["expires_at"]),
+            _when(r["last_used_at"]),
+        )
     console.print(table)
 
 

@@ -206,23 +206,22 @@ def all_pairs(
         return mated_scores, np.concatenate(out) if out else np.zeros(0, np.float32), how
     rng = np.random.default_rng(seed)
     all_upper = n * (n - 1) // 2
+    li, lj = aliases.excluded_pairs(names, names)  # listed label errors: few, so kept as pair keys
+    listed_keys = np.unique(np.minimum(li, lj) * n + np.maximum(li, lj))
+    dropped = len(listed_keys)
     picked = np.zeros(0, np.int64)
     while len(picked) < max_non_mated:  # sample without replacement: draw, deduplicate, top up
         picked = np.unique(np.concatenate([picked, rng.integers(0, all_upper, max_non_mated - len(picked) + 1000)]))
         i, j = upper_pair(picked, n)
-        picked = picked[ids[i] != ids[j]]
+        picked = picked[(ids[i] != ids[j]) & ~np.isin(i * n + j, listed_keys)]
     picked = rng.permutation(picked)[:max_non_mated]
     i, j = upper_pair(picked, n)
-    if len(aliases):
-        listed = np.array([aliases.same(names[a], names[b]) for a, b in zip(i, j, strict=True)], bool)
-        dropped = int(listed.sum())
-        i, j = i[~listed], j[~listed]
     scores = np.concatenate(
         [np.einsum("ij,ij->i", templates[i[s : s + 200_000]], templates[j[s : s + 200_000]]) for s in range(0, len(i), 200_000)]
     )
     how = (
-        f"a uniform random sample (seed {seed}, without replacement) of {max_non_mated:,} of the {total:,} non-mated pairs"
-        f" ({dropped:,} of them left out as label errors, alias list {aliases.source})"
+        f"a uniform random sample (seed {seed}, without replacement) of {max_non_mated:,} of the {total - dropped:,} non-mated "
+        f"pairs ({dropped:,} left out beforehand as label errors, alias list {aliases.source})"
     )
     return mated_scores, scores, how
 

@@ -17,21 +17,11 @@ from sqlalchemy import select
 
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
 from openlfr.services import audit
-from openlfr.services.deployments import WATCHLIST_CONTEXT, now_utc, utc
+from openlfr.services.common import CONFIRMED, OUTCOMES, WATCHLIST_CONTEXT, now_utc, utc
 from openlfr.storage import Store
 from openlfr.storage.models import Alert, WatchlistEntry
 
 ALERT_CONTEXT = "alert-image"
-
-OUTCOMES = {
-    "no-action": "No action taken",
-    "engaged-not-person": "Engaged: not the person",
-    "engaged-confirmed": "Engaged: confirmed to be the person",
-    "arrest": "Arrest",
-    "other": "Other action",
-}
-#: Outcomes that establish whether the alert was right without needing the officer's judgement.
-CONFIRMED = {"engaged-not-person": "no-match", "engaged-confirmed": "match", "arrest": "match"}
 
 
 @dataclass

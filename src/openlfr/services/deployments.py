@@ -10,7 +10,7 @@ templates and images are deleted at once, and the deployment record is produced)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy import select
@@ -19,32 +19,21 @@ from sqlalchemy.orm import Session
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
 from openlfr.models.packs import FUSED_THRESHOLD
 from openlfr.services import audit
+from openlfr.services.common import USE_CASES, WATCHLIST_CONTEXT, now_utc, utc
 from openlfr.services.gallery import IMAGE_CONTEXT, template_context
+from openlfr.services.records import deployment_record
 from openlfr.services.subjects import SUBJECTS_GALLERY, subject
 from openlfr.storage import Store
 from openlfr.storage.models import Camera, DeletionLog, Deployment, Gallery, Person, Watchlist, WatchlistEntry
 
-USE_CASES = {
-    "crime-hotspot": "Crime hotspot",
-    "protective-security": "Protective security at an event or critical national infrastructure",
-    "locate-person": "Intelligence about where a wanted or missing person may be",
-}
 #: Default alert threshold: the default (fused) pack's, which accepts the same share of LFW impostor
 #: pairs (4.4 in 100,000) as 0.45 does for the single-model ``yunet-sface`` pack
 #: (``benchmarks/fusion.py``). Thresholds are pack-specific: calibrate per pack and watchlist size.
 DEFAULT_THRESHOLD = FUSED_THRESHOLD
 #: A deployment's watchlist may be built no earlier than this before the deployment starts.
 WATCHLIST_LEAD = timedelta(hours=24)
-WATCHLIST_CONTEXT = "watchlist-image"
-
-
-def utc(value: datetime) -> datetime:
-    """Treat naive datetimes as UTC (SQLite returns them naive)."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
+#: Longest N-of-M confirmation window (M templates of one tracked face): a few seconds of video.
+MAX_CONFIRM_WINDOW = 100
 
 
 @dataclass
@@ -92,8 +81,8 @@ def plan(
         raise OpenLFRError(f"threshold {threshold} must be between 0 and 1")
     if not cameras:
         raise OpenLFRError("a deployment needs at least one camera")
-    if not 1 <= confirm_n <= confirm_m:
-        raise OpenLFRError("confirmation needs 1 <= N <= M")
+    if not 1 <= confirm_n <= confirm_m <= MAX_CONFIRM_WINDOW:
+        raise OpenLFRError(f"confirmation needs 1 <= N <= M <= {MAX_CONFIRM_WINDOW}")
     if len({c.name for c in cameras}) != len(cameras):
         raise OpenLFRError("camera names must be unique within a deployment")
     with store.session() as s:
@@ -368,8 +357,6 @@ def delete_watchlist(session: Session, store: Store, deployment: Deployment, rea
 
 def close(store: Store, deployment_id: int, by: str, now: datetime | None = None) -> dict:
     """End the deployment: delete its watchlist immediately and produce its published record."""
-    from openlfr.services.records import deployment_record
-
     now = now or now_utc()
     with store.session() as s:
         deployment = get(s, deployment_id)

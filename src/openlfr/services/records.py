@@ -21,8 +21,8 @@ import io
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openlfr.services.alerts import CONFIRMED
-from openlfr.services.deployments import USE_CASES, utc
+from openlfr.errors import NotFoundError
+from openlfr.services.common import CONFIRMED, USE_CASES, utc
 from openlfr.storage.models import Alert, Deployment
 
 COLUMNS = [
@@ -99,9 +99,10 @@ def deployment_record(session: Session, deployment: Deployment) -> dict:
 def record_for(session: Session, deployment_id: int) -> dict:
     """The record as it stands now: outcomes recorded after closing count too (the snapshot taken at
     close stays in ``Deployment.record``)."""
-    from openlfr.services.deployments import get
-
-    return deployment_record(session, get(session, deployment_id))
+    deployment = session.get(Deployment, deployment_id)
+    if deployment is None:
+        raise NotFoundError(f"deployment {deployment_id} does not exist")
+    return deployment_record(session, deployment)
 
 
 def to_csv(records: list[dict]) -> str:

@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from openlfr.services import audit
-from openlfr.services.deployments import delete_watchlist, now_utc, utc
+from openlfr.services.common import now_utc, utc
+from openlfr.services.deployments import delete_watchlist
 from openlfr.storage import Store
 from openlfr.storage.models import Alert, DeletionLog, Deployment, FootageSegment
 

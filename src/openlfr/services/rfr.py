@@ -31,7 +31,7 @@ from openlfr.core.types import Detection
 from openlfr.errors import NoFaceError, NotFoundError, OpenLFRError, StoreError
 from openlfr.media.images import decode_image
 from openlfr.services import audit
-from openlfr.services.deployments import now_utc, utc
+from openlfr.services.common import now_utc, utc
 from openlfr.storage import Store
 from openlfr.storage.models import CustodyImage, CustodyRecord, DeletionLog, RfrCandidate, RfrSearch
 
@@ -180,7 +180,7 @@ def start_search(
                  actor=examiner)  # fmt: skip
     if len(options) == 1:
         return choose_face(store, engine, search_id, 0, examiner)
-    return search_detail(store, search_id)
+    return search_detail(store, search_id, examiner)
 
 
 def _probe_template(store: Store, engine: FaceEngine, search: RfrSearch, index: int) -> tuple[np.ndarray, bytes]:
@@ -262,7 +262,7 @@ def choose_face(store: Store, engine: FaceEngine, search_id: int, index: int, ex
     store.delete_blob(old_file)  # the image/clip views of everyone else in the probe go now
     audit.record(store, "rfr.search", "rfr_search", search_id,
                  {"candidates": rank, "method": index_.description, "top_k": top_k}, actor=examiner)  # fmt: skip
-    return search_detail(store, search_id)
+    return search_detail(store, search_id, examiner)
 
 
 def _search(s, search_id: int) -> RfrSearch:
@@ -272,7 +272,20 @@ def _search(s, search_id: int) -> RfrSearch:
     return search
 
 
-def _candidate_dict(c: RfrCandidate, blind: bool = False) -> dict:
+def awaits_independent_view(c: RfrCandidate, viewer: str) -> bool:
+    """Whether ``viewer`` is a would-be second examiner of this candidate, who must judge it blind.
+
+    The one independence rule, applied by every route, page and report through
+    :func:`_candidate_dict`: a possible match is reported only after a different examiner confirms
+    it, so until a confirmation is recorded the first examiner's note is shown to nobody but its
+    author. (Who marked it stays visible: the second examiner must know it was someone else.)
+    """
+    return c.decision == "possible-match" and c.confirmation is None and c.decided_by != viewer
+
+
+def _candidate_dict(c: RfrCandidate, viewer: str) -> dict:
+    """A candidate as ``viewer`` may see it (see :func:`awaits_independent_view`)."""
+    blind = awaits_independent_view(c, viewer)
     return {
         "id": c.id,
         "rank": c.rank,
@@ -285,10 +298,12 @@ def _candidate_dict(c: RfrCandidate, blind: bool = False) -> dict:
         "confirmation": c.confirmation,
         "confirmed_by": c.confirmed_by,
         "confirmation_note": c.confirmation_note,
+        "awaiting_your_confirmation": blind,
     }
 
 
-def search_detail(store: Store, search_id: int) -> dict:
+def search_detail(store: Store, search_id: int, viewer: str) -> dict:
+    """A search and its candidates as ``viewer`` may see them: notes awaiting their independent view are hidden."""
     with store.session() as s:
         search = _search(s, search_id)
         return {
@@ -304,7 +319,7 @@ def search_detail(store: Store, search_id: int) -> dict:
             "top_k": search.top_k,
             "method": search.method,
             "status": search.status,
-            "candidates": [_candidate_dict(c) for c in sorted(search.candidates, key=lambda c: c.rank)],
+            "candidates": [_candidate_dict(c, viewer) for c in sorted(search.candidates, key=lambda c: c.rank)],
         }
 
 
@@ -368,8 +383,7 @@ def candidate_detail(store: Store, candidate_id: int, viewer: str) -> dict:
         if c is None:
             raise NotFoundError(f"candidate {candidate_id} does not exist")
         search = _search(s, c.search_id)
-        blind = c.decision == "possible-match" and c.decided_by != viewer and c.confirmation is None
-        return {**_candidate_dict(c, blind=blind), "search_id": search.id, "case_reference": search.case_reference,
+        return {**_candidate_dict(c, viewer), "search_id": search.id, "case_reference": search.case_reference,
                 "search_status": search.status, "total": len(search.candidates)}  # fmt: skip
 
 
@@ -387,7 +401,7 @@ def decide(store: Store, candidate_id: int, decision: str, examiner: str, note: 
         if c.confirmation is not None:
             raise StoreError(f"candidate {candidate_id} was already confirmed or rejected by {c.confirmed_by}; it cannot change")
         c.decision, c.decided_by, c.decided_at, c.note = decision, examiner, now_utc(), (note or None)
-        result = _candidate_dict(c)
+        result = _candidate_dict(c, examiner)
     audit.record(
         store, "rfr.decision", "rfr_candidate", candidate_id, {"decision": decision, "search": result["id"]}, actor=examiner
     )
@@ -409,7 +423,7 @@ def confirm(store: Store, candidate_id: int, agree: bool, examiner: str, note: s
             raise StoreError(f"candidate {candidate_id} was already {c.confirmation} by {c.confirmed_by}")
         c.confirmation = "confirmed" if agree else "not-confirmed"
         c.confirmed_by, c.confirmed_at, c.confirmation_note = examiner, now_utc(), (note or None)
-        result = _candidate_dict(c)
+        result = _candidate_dict(c, examiner)
     audit.record(
         store, "rfr.confirmation", "rfr_candidate", candidate_id, {"confirmation": result["confirmation"]}, actor=examiner
     )
@@ -428,14 +442,15 @@ def complete_review(store: Store, search_id: int, examiner: str) -> dict:
                 c.decision, c.decided_by, c.decided_at = "not-a-match", examiner, now
         search.status = "reviewed"
     audit.record(store, "rfr.review_complete", "rfr_search", search_id, actor=examiner)
-    return search_detail(store, search_id)
+    return search_detail(store, search_id, examiner)
 
 
 def case_report_html(store: Store, search_id: int, exported_by: str) -> str:
     """A self-contained HTML report for the case file: the search, the candidates, every decision and
     who made it. Only confirmed possible matches carry images; they are investigative leads, not
-    identifications."""
-    detail = search_detail(store, search_id)
+    identifications. Exported by an examiner who has yet to confirm a possible match, it hides that
+    match's note from them as every page does."""
+    detail = search_detail(store, search_id, exported_by)
     if detail["status"] == "choose-face":
         raise StoreError("the search has not been run yet")
     probe = probe_images(store, search_id)[0]

@@ -14,7 +14,7 @@ from datetime import date
 from sqlalchemy import select
 
 from openlfr.errors import NotFoundError
-from openlfr.services.deployments import USE_CASES, utc
+from openlfr.services.common import USE_CASES, utc
 from openlfr.services.records import COLUMNS, deployment_record, to_csv
 from openlfr.storage import Store
 from openlfr.storage.models import Deployment

@@ -475,6 +475,20 @@ def create_token(store: Store, user_id: int, name: str, days: float = 90, create
     return secret
 
 
+def create_own_token(store: Store, username: str, password: str, name: str, days: float = 90,
+                     source: str | None = None) -> str:
+    """Issue an API token to the account whose password is given, and to no other.
+
+    Used by ``POST /api/v1/me/tokens`` and ``openlfr users token create`` (the API's sign-in checks
+    the password the same way): a credential is minted only against the account's own password,
+    so nobody, an administrator included, can hold a token that acts as another officer and have
+    the audit trail name that officer. The check is a full login (:func:`authenticate`): it is
+    audited and failures count towards the lockout.
+    """
+    user = authenticate(store, username, password, source=source)
+    return create_token(store, user.id, name, days=days, created_by=user.username)
+
+
 def token_user(store: Store, secret: str, now: datetime | None = None) -> CurrentUser | None:
     """The user behind an API bearer token; None when unknown, expired, revoked or the account is disabled."""
     found = _credential_user(store, TOKEN, secret, now)

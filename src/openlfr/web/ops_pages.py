@@ -18,6 +18,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy import select
 
+from openlfr.api.params import Id
 from openlfr.api.policy import rule_for
 from openlfr.api.routes.alerts import alert_payload
 from openlfr.api.routes.subjects import read_uploads
@@ -25,7 +26,7 @@ from openlfr.api.security import current_user
 from openlfr.errors import NotFoundError, OpenLFRError
 from openlfr.services import alerts as alert_service
 from openlfr.services import audit, deployments, records, retention, subjects, transparency, users
-from openlfr.services.deployments import utc
+from openlfr.services.common import utc
 from openlfr.services.gallery import EnrolResult
 from openlfr.services.users import CurrentUser
 from openlfr.storage import Store
@@ -299,7 +300,7 @@ def plan_deployment(
 
 
 @router.get("/ops/deployments/{deployment_id}")
-def deployment_page(deployment_id: int, request: Request):
+def deployment_page(deployment_id: Id, request: Request):
     store = _store(request)
     user = request.state.user
     try:
@@ -352,7 +353,7 @@ def _lifecycle_step(deployment_id: int, done: str, action) -> Response:
 
 
 @router.post("/ops/deployments/{deployment_id}/watchlist")
-def build_watchlist(deployment_id: int, request: Request, subject: Annotated[list[str] | None, Form()] = None):
+def build_watchlist(deployment_id: Id, request: Request, subject: Annotated[list[str] | None, Form()] = None):
     user = current_user(request)
     chosen = [r for r in subject or [] if r.strip()]
 
@@ -366,7 +367,7 @@ def build_watchlist(deployment_id: int, request: Request, subject: Annotated[lis
 
 
 @router.post("/ops/deployments/{deployment_id}/approve")
-def approve_watchlist(deployment_id: int, request: Request):
+def approve_watchlist(deployment_id: Id, request: Request):
     user = current_user(request)
     return _lifecycle_step(
         deployment_id,
@@ -377,7 +378,7 @@ def approve_watchlist(deployment_id: int, request: Request):
 
 @router.post("/ops/deployments/{deployment_id}/authorise")
 def authorise(
-    deployment_id: int, request: Request, note: Annotated[str, Form()] = "", override_reason: Annotated[str, Form()] = ""
+    deployment_id: Id, request: Request, note: Annotated[str, Form()] = "", override_reason: Annotated[str, Form()] = ""
 ):
     user = current_user(request)
     return _lifecycle_step(
@@ -390,7 +391,7 @@ def authorise(
 
 
 @router.post("/ops/deployments/{deployment_id}/start")
-def start(deployment_id: int, request: Request):
+def start(deployment_id: Id, request: Request):
     """Go live (as the REST route does) and take the officer to the alert queue."""
     store = _store(request)
     try:
@@ -404,7 +405,7 @@ def start(deployment_id: int, request: Request):
 
 
 @router.post("/ops/deployments/{deployment_id}/stop")
-def stop(deployment_id: int, request: Request):
+def stop(deployment_id: Id, request: Request):
     def halt() -> str:
         deployments.deployment_detail(_store(request), deployment_id)  # NotFoundError for an unknown id
         run = request.app.state.live.stop(deployment_id)
@@ -416,7 +417,7 @@ def stop(deployment_id: int, request: Request):
 
 
 @router.post("/ops/deployments/{deployment_id}/close")
-def close(deployment_id: int, request: Request):
+def close(deployment_id: Id, request: Request):
     user = current_user(request)
 
     def shut() -> str:
@@ -468,7 +469,7 @@ def run_retention(request: Request):
 
 
 @router.post("/ops/alerts/{alert_id}/hold")
-def hold(alert_id: int, request: Request, reason: Annotated[str, Form()] = ""):
+def hold(alert_id: Id, request: Request, reason: Annotated[str, Form()] = ""):
     user = current_user(request)
     try:
         alert_service.set_legal_hold(_store(request), alert_id, user.username, reason)
@@ -478,7 +479,7 @@ def hold(alert_id: int, request: Request, reason: Annotated[str, Form()] = ""):
 
 
 @router.post("/ops/alerts/{alert_id}/release")
-def release(alert_id: int, request: Request, reason: Annotated[str, Form()] = ""):
+def release(alert_id: Id, request: Request, reason: Annotated[str, Form()] = ""):
     user = current_user(request)
     try:
         alert_service.lift_legal_hold(_store(request), alert_id, user.username, reason)

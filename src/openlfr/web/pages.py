@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
+from openlfr.api.params import Id
 from openlfr.api.policy import ADMIN, AUDITOR, AUTHORISER, EXAMINER, OPERATOR, REVIEWER
 from openlfr.api.routes.alerts import alert_payload
 from openlfr.api.security import SESSION_COOKIE, client_source, current_user
@@ -110,7 +111,7 @@ def console(request: Request):
 
 
 @router.get("/console/alerts/{alert_id}")
-def alert_page(alert_id: int, request: Request):
+def alert_page(alert_id: Id, request: Request):
     user = current_user(request)
     a = alert_payload(request.app.state.store, alert_id)
     audit.record(request.app.state.store, "alert.view", "alert", alert_id)
@@ -118,7 +119,7 @@ def alert_page(alert_id: int, request: Request):
 
 
 @router.post("/console/alerts/{alert_id}/outcome")
-def alert_outcome(alert_id: int, request: Request, choice: Annotated[str, Form()], note: Annotated[str | None, Form()] = None):
+def alert_outcome(alert_id: Id, request: Request, choice: Annotated[str, Form()], note: Annotated[str | None, Form()] = None):
     """One tap: the button carries the outcome, and for 'no action' the officer's judgement too."""
     user = current_user(request)
     outcome, _, judged = choice.partition(":")
@@ -132,7 +133,7 @@ def alert_outcome(alert_id: int, request: Request, choice: Annotated[str, Form()
 
 
 @router.get("/console/live/{deployment_id}")
-def live_view(deployment_id: int, request: Request):
+def live_view(deployment_id: Id, request: Request):
     detail = deployments.deployment_detail(request.app.state.store, deployment_id)
     audit.record(request.app.state.store, "live.view", "deployment", deployment_id, {"cameras": len(detail["cameras"])})
     return page(request, "live.html", deployment=detail)

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 
+from openlfr.api.params import Id
 from openlfr.errors import NotFoundError
 from openlfr.services import transparency
 from openlfr.services.records import COLUMNS
@@ -48,7 +49,7 @@ def public_home(request: Request, location: str | None = None, date_from: str | 
 
 
 @router.get("/public/deployments/{deployment_id}/leaflet")
-def leaflet(deployment_id: int, request: Request):
+def leaflet(deployment_id: Id, request: Request):
     try:
         facts = transparency.leaflet(request.app.state.store, deployment_id)
     except NotFoundError:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
+from openlfr.api.params import Id
 from openlfr.api.routes.subjects import read_uploads
 from openlfr.api.security import current_user
 from openlfr.errors import OpenLFRError
@@ -41,7 +42,10 @@ def start(
     user = current_user(request)
     try:
         ((name, data),) = read_uploads([probe])
-        k = int(top_k) if top_k.strip().isdigit() else -1
+        try:
+            k = int(top_k)
+        except ValueError:  # not a number, or one too long to convert: the service names the range
+            k = -1
         result = rfr.start_search(request.app.state.store, request.app.state.engines("custody"), data, name, case_reference,
                                   justification, user.username, k)  # fmt: skip
     except OpenLFRError as exc:
@@ -50,20 +54,16 @@ def start(
 
 
 @router.get("/rfr/searches/{search_id}")
-def search(search_id: int, request: Request):
-    detail = rfr.search_detail(request.app.state.store, search_id)
+def search(search_id: Id, request: Request):
     user = current_user(request)
-    pending_confirmation = [
-        c
-        for c in detail["candidates"]
-        if c["decision"] == "possible-match" and c["confirmation"] is None and c["decided_by"] != user.username
-    ]
+    detail = rfr.search_detail(request.app.state.store, search_id, user.username)
+    pending_confirmation = [c for c in detail["candidates"] if c["awaiting_your_confirmation"]]
     return page(request, "rfr_search.html", s=detail, decisions=rfr.DECISIONS, confirmations=rfr.CONFIRMATIONS,
                 pending_confirmation=pending_confirmation)  # fmt: skip
 
 
 @router.post("/rfr/searches/{search_id}/face")
-def choose(search_id: int, request: Request, face: Annotated[str, Form()] = ""):
+def choose(search_id: Id, request: Request, face: Annotated[str, Form()] = ""):
     user = current_user(request)
     try:
         rfr.choose_face(request.app.state.store, request.app.state.engines("custody"), search_id, int(face) - 1, user.username)
@@ -73,7 +73,7 @@ def choose(search_id: int, request: Request, face: Annotated[str, Form()] = ""):
 
 
 @router.post("/rfr/searches/{search_id}/complete")
-def complete(search_id: int, request: Request):
+def complete(search_id: Id, request: Request):
     user = current_user(request)
     try:
         rfr.complete_review(request.app.state.store, search_id, user.username)
@@ -83,17 +83,17 @@ def complete(search_id: int, request: Request):
 
 
 @router.get("/rfr/candidates/{candidate_id}")
-def candidate(candidate_id: int, request: Request):
+def candidate(candidate_id: Id, request: Request):
     user = current_user(request)
     c = rfr.candidate_detail(request.app.state.store, candidate_id, user.username)
-    can_confirm = c["decision"] == "possible-match" and c["confirmation"] is None and c["decided_by"] != user.username
-    can_decide = c["confirmation"] is None and not (c["decision"] == "possible-match" and c["decided_by"] != user.username)
+    can_confirm = c["awaiting_your_confirmation"]  # the independence rule lives in services.rfr
+    can_decide = c["confirmation"] is None and not can_confirm
     return page(request, "rfr_candidate.html", c=c, can_confirm=can_confirm, can_decide=can_decide,
                 decisions=rfr.DECISIONS, confirmations=rfr.CONFIRMATIONS)  # fmt: skip
 
 
 @router.post("/rfr/candidates/{candidate_id}/decision")
-def decide(candidate_id: int, request: Request, decision: Annotated[str, Form()] = "", note: Annotated[str, Form()] = ""):
+def decide(candidate_id: Id, request: Request, decision: Annotated[str, Form()] = "", note: Annotated[str, Form()] = ""):
     user = current_user(request)
     try:
         result = rfr.decide(request.app.state.store, candidate_id, decision, user.username, note or None)
@@ -104,7 +104,7 @@ def decide(candidate_id: int, request: Request, decision: Annotated[str, Form()]
 
 
 @router.post("/rfr/candidates/{candidate_id}/confirmation")
-def confirm(candidate_id: int, request: Request, agree: Annotated[str, Form()] = "", note: Annotated[str, Form()] = ""):
+def confirm(candidate_id: Id, request: Request, agree: Annotated[str, Form()] = "", note: Annotated[str, Form()] = ""):
     user = current_user(request)
     try:
         result = rfr.confirm(request.app.state.store, candidate_id, agree == "yes", user.username, note or None)

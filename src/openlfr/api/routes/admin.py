@@ -10,6 +10,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from openlfr.api.params import Id, Limit
 from openlfr.api.security import SignedIn
 from openlfr.services import audit, retention, users
 from openlfr.services.alerts import alert_summary
@@ -29,7 +30,7 @@ def live_status(request: Request) -> list[dict]:
 
 
 @router.get("/live/{deployment_id}/cameras/{camera}/view.jpg", tags=["live"])
-def camera_view(deployment_id: int, camera: str, request: Request) -> Response:
+def camera_view(deployment_id: Id, camera: str, request: Request) -> Response:
     """The operator's view: the newest frame with every face that raised no alert pixelated."""
     data = request.app.state.live.view(deployment_id, camera)
     if data is None:
@@ -46,7 +47,7 @@ def run_retention(request: Request) -> dict:
 
 
 @router.get("/retention/log", tags=["retention"])
-def retention_log(request: Request, limit: int = 100) -> list[dict]:
+def retention_log(request: Request, limit: Limit = 100) -> list[dict]:
     return retention.deletion_log(request.app.state.store, limit=limit)
 
 
@@ -95,7 +96,7 @@ def audit_search(
     record_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    limit: int = 200,
+    limit: Limit = 200,
 ) -> list[dict]:
     events = _search(request, actor, action, record_type, record_id, since, until, limit)
     audit.record(request.app.state.store, "audit.search", details={"actor": actor, "action": action, "results": len(events)})
@@ -112,7 +113,7 @@ def audit_export(
     record_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    limit: int = 10_000,
+    limit: Limit = 10_000,
 ) -> Response:
     events = _search(request, actor, action, record_type, record_id, since, until, limit)
     audit.record(request.app.state.store, "audit.export", details={"format": format, "events": len(events)})
@@ -129,6 +130,8 @@ def audit_verify(request: Request) -> dict:
 
 
 # --- Users and tokens ----------------------------------------------------------------------------------
+# An administrator manages accounts and may list and revoke anyone's tokens, but never mints one for
+# another account: a token is issued only against its holder's own password (``POST /api/v1/me/tokens``).
 
 
 class NewUser(BaseModel):
@@ -146,11 +149,6 @@ class RoleIn(BaseModel):
     role: str
 
 
-class TokenIn(BaseModel):
-    name: str
-    days: float = 90.0
-
-
 @router.get("/users", tags=["users"])
 def list_users(request: Request) -> list[dict]:
     return users.list_users(request.app.state.store)
@@ -165,28 +163,21 @@ def create_user(body: NewUser, request: Request, user: SignedIn) -> dict:
 
 
 @router.post("/users/{user_id}/active", tags=["users"])
-def set_active(user_id: int, body: ActiveIn, request: Request, user: SignedIn) -> dict:
+def set_active(user_id: Id, body: ActiveIn, request: Request, user: SignedIn) -> dict:
     users.set_active(request.app.state.store, user_id, body.active, by=user.username)
     return users.get_user(request.app.state.store, user_id)
 
 
 @router.post("/users/{user_id}/role", tags=["users"])
-def set_role(user_id: int, body: RoleIn, request: Request, user: SignedIn) -> dict:
+def set_role(user_id: Id, body: RoleIn, request: Request, user: SignedIn) -> dict:
     users.set_role(request.app.state.store, user_id, body.role, by=user.username)
     return users.get_user(request.app.state.store, user_id)
 
 
 @router.post("/users/{user_id}/unlock", tags=["users"])
-def unlock(user_id: int, request: Request, user: SignedIn) -> dict:
+def unlock(user_id: Id, request: Request, user: SignedIn) -> dict:
     users.unlock(request.app.state.store, user_id, by=user.username)
     return users.get_user(request.app.state.store, user_id)
-
-
-@router.post("/users/{user_id}/tokens", tags=["users"], status_code=201)
-def create_token(user_id: int, body: TokenIn, request: Request, user: SignedIn) -> dict:
-    users.get_user(request.app.state.store, user_id)
-    secret = users.create_token(request.app.state.store, user_id, body.name, days=body.days, created_by=user.username)
-    return {"access_token": secret, "token_type": "bearer", "note": "shown once; store it now"}
 
 
 @router.get("/tokens", tags=["users"])
@@ -195,6 +186,6 @@ def list_tokens(request: Request) -> list[dict]:
 
 
 @router.delete("/tokens/{token_id}", tags=["users"])
-def revoke_token(token_id: int, request: Request, user: SignedIn) -> dict:
+def revoke_token(token_id: Id, request: Request, user: SignedIn) -> dict:
     users.revoke_token(request.app.state.store, token_id, by=user.username)
     return {"revoked": token_id}

@@ -11,10 +11,11 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from openlfr.api.params import Id, IdFilter
 from openlfr.api.security import SignedIn
 from openlfr.services import alerts as service
 from openlfr.services import audit
-from openlfr.services.deployments import utc
+from openlfr.services.common import utc
 from openlfr.services.subjects import CATEGORIES, SUBJECTS_GALLERY
 from openlfr.storage import Store
 from openlfr.storage.models import Alert, Gallery, Person, SubjectDetails
@@ -60,7 +61,7 @@ class HoldIn(BaseModel):
 
 
 @router.get("/alerts")
-def list_alerts(request: Request, deployment: int | None = None, pending: bool = False) -> list[dict]:
+def list_alerts(request: Request, deployment: IdFilter = None, pending: bool = False) -> list[dict]:
     return service.list_alerts(request.app.state.store, deployment, pending_only=pending)
 
 
@@ -91,14 +92,14 @@ async def stream(request: Request) -> StreamingResponse:
 
 
 @router.get("/alerts/{alert_id}")
-def get_alert(alert_id: int, request: Request) -> dict:
+def get_alert(alert_id: Id, request: Request) -> dict:
     payload = alert_payload(request.app.state.store, alert_id)
     audit.record(request.app.state.store, "alert.view", "alert", alert_id)
     return payload
 
 
 @router.get("/alerts/{alert_id}/images/{kind}")
-def alert_image(alert_id: int, kind: str, request: Request) -> Response:
+def alert_image(alert_id: Id, kind: str, request: Request) -> Response:
     """The camera crop (``probe``), the frame with bystanders pixelated, or the watchlist image. Audited; never cached."""
     if kind not in IMAGE_KINDS:
         raise HTTPException(404, f"unknown image kind {kind!r}; one of {', '.join(IMAGE_KINDS)}")
@@ -109,19 +110,19 @@ def alert_image(alert_id: int, kind: str, request: Request) -> Response:
 
 
 @router.post("/alerts/{alert_id}/outcome")
-def outcome(alert_id: int, body: OutcomeIn, request: Request, user: SignedIn) -> dict:
+def outcome(alert_id: Id, body: OutcomeIn, request: Request, user: SignedIn) -> dict:
     return service.record_outcome(
         request.app.state.store, alert_id, body.outcome, by=user.username, adjudication=body.adjudication, note=body.note
     )
 
 
 @router.post("/alerts/{alert_id}/hold")
-def hold(alert_id: int, body: HoldIn, request: Request, user: SignedIn) -> dict:
+def hold(alert_id: Id, body: HoldIn, request: Request, user: SignedIn) -> dict:
     service.set_legal_hold(request.app.state.store, alert_id, user.username, body.reason)
     return alert_payload(request.app.state.store, alert_id)
 
 
 @router.post("/alerts/{alert_id}/release")
-def release(alert_id: int, body: HoldIn, request: Request, user: SignedIn) -> dict:
+def release(alert_id: Id, body: HoldIn, request: Request, user: SignedIn) -> dict:
     service.lift_legal_hold(request.app.state.store, alert_id, user.username, body.reason)
     return alert_payload(request.app.state.store, alert_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from openlfr.api.security import SESSION_COOKIE, SignedIn, client_source
 from openlfr.services import users
@@ -37,6 +37,27 @@ def logout(request: Request, user: SignedIn) -> dict:
     elif request.cookies.get(SESSION_COOKIE):
         users.end_session(store, request.cookies[SESSION_COOKIE])
     return {"signed_out": user.username}
+
+
+class OwnTokenIn(BaseModel):
+    name: str = Field(description="What the token is for (1–200 characters).")
+    days: float = Field(90.0, gt=0, le=users.MAX_TOKEN_DAYS, description="Days until it expires.")
+    password: str = Field(description="Your own password again: a long-lived credential is issued only against it.")
+
+
+@router.post("/me/tokens", status_code=201)
+def create_own_token(body: OwnTokenIn, request: Request, user: SignedIn) -> dict:
+    """Issue a bearer token to the caller, and only to the caller.
+
+    No route mints a token for another account (an administrator included), so a token always
+    acts as the person who proved their password for it. The password is asked again so that a
+    stolen session or short-lived token cannot be turned into a year-long credential.
+    """
+    secret = users.create_own_token(
+        request.app.state.store, user.username, body.password, body.name, days=body.days, source=client_source(request)
+    )
+    return {"access_token": secret, "token_type": "bearer", "expires_in_days": body.days,
+            "note": "shown once; store it now"}  # fmt: skip
 
 
 @router.get("/me")

@@ -8,6 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from openlfr.api.params import Id
 from openlfr.api.security import SignedIn
 from openlfr.services import deployments as service
 from openlfr.services.records import record_for
@@ -70,24 +71,24 @@ def plan(body: PlanIn, request: Request, user: SignedIn) -> dict:
 
 
 @router.get("/deployments/{deployment_id}")
-def get_deployment(deployment_id: int, request: Request) -> dict:
+def get_deployment(deployment_id: Id, request: Request) -> dict:
     return service.deployment_detail(request.app.state.store, deployment_id)
 
 
 @router.post("/deployments/{deployment_id}/watchlist")
-def build_watchlist(deployment_id: int, body: WatchlistIn, request: Request, user: SignedIn) -> dict:
+def build_watchlist(deployment_id: Id, body: WatchlistIn, request: Request, user: SignedIn) -> dict:
     size = service.build_watchlist(request.app.state.store, deployment_id, body.subjects, built_by=user.username)
     return {"deployment_id": deployment_id, "watchlist_subjects": size, "approved": False}
 
 
 @router.post("/deployments/{deployment_id}/watchlist/approve")
-def approve_watchlist(deployment_id: int, request: Request, user: SignedIn) -> dict:
+def approve_watchlist(deployment_id: Id, request: Request, user: SignedIn) -> dict:
     service.approve_watchlist(request.app.state.store, deployment_id, approved_by=user.username)
     return service.deployment_detail(request.app.state.store, deployment_id)
 
 
 @router.post("/deployments/{deployment_id}/authorise")
-def authorise(deployment_id: int, body: NoteIn, request: Request, user: SignedIn) -> dict:
+def authorise(deployment_id: Id, body: NoteIn, request: Request, user: SignedIn) -> dict:
     service.authorise(
         request.app.state.store, deployment_id, officer=user.username, note=body.note, override_reason=body.override_reason
     )
@@ -95,7 +96,7 @@ def authorise(deployment_id: int, body: NoteIn, request: Request, user: SignedIn
 
 
 @router.post("/deployments/{deployment_id}/start")
-def start(deployment_id: int, request: Request) -> dict:
+def start(deployment_id: Id, request: Request) -> dict:
     """Go live: the server runs the deployment's cameras until it is stopped or its planned end."""
     from openlfr.api.routes.alerts import alert_payload
 
@@ -105,7 +106,7 @@ def start(deployment_id: int, request: Request) -> dict:
 
 
 @router.post("/deployments/{deployment_id}/stop")
-def stop(deployment_id: int, request: Request) -> dict:
+def stop(deployment_id: Id, request: Request) -> dict:
     """Stop the cameras (the deployment stays open for outcomes until it is closed)."""
     service.deployment_detail(request.app.state.store, deployment_id)  # 404 for an unknown id
     run = request.app.state.live.stop(deployment_id)
@@ -113,25 +114,25 @@ def stop(deployment_id: int, request: Request) -> dict:
 
 
 @router.post("/deployments/{deployment_id}/close")
-def close(deployment_id: int, request: Request, user: SignedIn) -> dict:
+def close(deployment_id: Id, request: Request, user: SignedIn) -> dict:
     """Stop the cameras if running, delete the watchlist at once, and publish the record."""
     request.app.state.live.stop(deployment_id)
     return service.close(request.app.state.store, deployment_id, by=user.username)
 
 
 @router.get("/deployments/{deployment_id}/record")
-def record(deployment_id: int, request: Request) -> dict:
+def record(deployment_id: Id, request: Request) -> dict:
     with request.app.state.store.session() as s:
         return record_for(s, deployment_id)
 
 
 @router.get("/deployments/{deployment_id}/cameras")
-def cameras(deployment_id: int, request: Request) -> list[dict]:
+def cameras(deployment_id: Id, request: Request) -> list[dict]:
     return service.deployment_detail(request.app.state.store, deployment_id)["cameras"]
 
 
 @router.post("/deployments/{deployment_id}/cameras", status_code=201)
-def add_camera(deployment_id: int, body: CameraIn, request: Request, user: SignedIn) -> dict:
+def add_camera(deployment_id: Id, body: CameraIn, request: Request, user: SignedIn) -> dict:
     service.add_camera(
         request.app.state.store, deployment_id, service.CameraSpec(body.name, body.source, body.record), by=user.username
     )

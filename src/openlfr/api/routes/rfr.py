@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
+from openlfr.api.params import Id, Number
 from openlfr.api.routes.subjects import read_uploads
 from openlfr.api.security import SignedIn
 from openlfr.services import rfr
@@ -51,17 +52,19 @@ def start_search(
 
 
 @router.get("/rfr/searches/{search_id}")
-def get_search(search_id: int, request: Request) -> dict:
-    return rfr.search_detail(request.app.state.store, search_id)
+def get_search(search_id: Id, request: Request, user: SignedIn) -> dict:
+    """The search and its candidates; a possible match awaiting the caller's independent confirmation
+    comes without the first examiner's note."""
+    return rfr.search_detail(request.app.state.store, search_id, user.username)
 
 
 @router.post("/rfr/searches/{search_id}/face")
-def choose_face(search_id: int, body: FaceIn, request: Request, user: SignedIn) -> dict:
+def choose_face(search_id: Id, body: FaceIn, request: Request, user: SignedIn) -> dict:
     return rfr.choose_face(request.app.state.store, request.app.state.engines("custody"), search_id, body.face - 1, user.username)
 
 
 @router.get("/rfr/searches/{search_id}/probe/{number}")
-def probe_image(search_id: int, number: int, request: Request) -> Response:
+def probe_image(search_id: Id, number: Number, request: Request) -> Response:
     """Face ``number`` (1-based) offered from the probe, or, once chosen, the probe face (number 1)."""
     crops = rfr.probe_images(request.app.state.store, search_id)
     if not 1 <= number <= len(crops):
@@ -72,12 +75,12 @@ def probe_image(search_id: int, number: int, request: Request) -> Response:
 
 
 @router.post("/rfr/searches/{search_id}/complete")
-def complete(search_id: int, request: Request, user: SignedIn) -> dict:
+def complete(search_id: Id, request: Request, user: SignedIn) -> dict:
     return rfr.complete_review(request.app.state.store, search_id, user.username)
 
 
 @router.get("/rfr/searches/{search_id}/report", response_class=HTMLResponse)
-def report(search_id: int, request: Request, user: SignedIn) -> HTMLResponse:
+def report(search_id: Id, request: Request, user: SignedIn) -> HTMLResponse:
     """The case report (HTML, self-contained). Export is audited."""
     body = rfr.case_report_html(request.app.state.store, search_id, user.username)
     headers = {**NO_STORE, "Content-Disposition": f'attachment; filename="rfr-search-{search_id}-report.html"'}
@@ -85,22 +88,22 @@ def report(search_id: int, request: Request, user: SignedIn) -> HTMLResponse:
 
 
 @router.get("/rfr/candidates/{candidate_id}")
-def candidate(candidate_id: int, request: Request, user: SignedIn) -> dict:
+def candidate(candidate_id: Id, request: Request, user: SignedIn) -> dict:
     return rfr.candidate_detail(request.app.state.store, candidate_id, user.username)
 
 
 @router.get("/rfr/candidates/{candidate_id}/image")
-def candidate_image(candidate_id: int, request: Request) -> Response:
+def candidate_image(candidate_id: Id, request: Request) -> Response:
     return Response(rfr.candidate_image(request.app.state.store, candidate_id), media_type="image/jpeg", headers=NO_STORE)
 
 
 @router.post("/rfr/candidates/{candidate_id}/decision")
-def decide(candidate_id: int, body: DecisionIn, request: Request, user: SignedIn) -> dict:
+def decide(candidate_id: Id, body: DecisionIn, request: Request, user: SignedIn) -> dict:
     return rfr.decide(request.app.state.store, candidate_id, body.decision, user.username, body.note)
 
 
 @router.post("/rfr/candidates/{candidate_id}/confirmation")
-def confirm(candidate_id: int, body: ConfirmationIn, request: Request, user: SignedIn) -> dict:
+def confirm(candidate_id: Id, body: ConfirmationIn, request: Request, user: SignedIn) -> dict:
     return rfr.confirm(request.app.state.store, candidate_id, body.agree, user.username, body.note)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
+from openlfr.api.params import Id
 from openlfr.api.security import SignedIn
 from openlfr.services import subjects as subject_service
 
@@ -71,7 +72,7 @@ def get_subject(reference: str, request: Request) -> dict:
 
 
 @router.get("/subjects/{reference}/images/{image_id}")
-def subject_image(reference: str, image_id: int, request: Request) -> Response:
+def subject_image(reference: str, image_id: Id, request: Request) -> Response:
     """A reference image (biometric data): audited, never cached."""
     data = subject_service.reference_image(request.app.state.store, reference, image_id)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store, private"})

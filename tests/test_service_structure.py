@@ -1,0 +1,73 @@
+"""The services depend one way: no module of ``openlfr.services`` imports, even lazily inside a function,
+a module that imports it back. Circular imports hide which layer owns a rule and break on reordering;
+shared vocabulary lives in ``services/common.py``, below everything that uses it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import openlfr.services
+
+SERVICES = Path(openlfr.services.__file__).resolve().parent
+
+
+def service_imports(root: Path) -> dict[str, set[str]]:
+    """Module name → the sibling service modules it imports (top level or inside functions)."""
+    modules = {p.stem for p in root.glob("*.py") if p.stem != "__init__"}
+    graph: dict[str, set[str]] = {}
+    for name in modules:
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse((root / f"{name}.py").read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "openlfr.services":
+                    deps |= {alias.name for alias in node.names}
+                elif node.module.startswith("openlfr.services."):
+                    deps.add(node.module.split(".")[2])
+            elif isinstance(node, ast.Import):
+                deps |= {a.name.split(".")[2] for a in node.names if a.name.startswith("openlfr.services.")}
+        graph[name] = (deps & modules) - {name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path (first module repeated at the end), or None when there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def test_deployments_alerts_and_records_depend_one_way() -> None:
+    graph = service_imports(SERVICES)
+    trio = {"alerts", "deployments", "records"}
+    among = {m: graph[m] & trio for m in trio}
+    assert find_cycle(among) is None, f"import cycle: {' → '.join(find_cycle(among) or [])}"
+    assert among == {"deployments": {"records"}, "records": set(), "alerts": set()}
+    assert {"common"} <= graph["alerts"] & graph["records"] & graph["deployments"]
+    assert graph["common"] == set()
+
+
+def test_no_import_cycle_among_services() -> None:
+    cycle = find_cycle(service_imports(SERVICES))
+    assert cycle is None, f"import cycle among services: {' → '.join(cycle or [])}"
+
+
+def test_cycle_finder_finds_cycles() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
