@@ -861,3 +861,21 @@ def test_cli_export_bad_input(trail_home: Path, tmp_path: Path) -> None:
     r = cli(trail_home, "audit", "export", "--out", tmp_path / "x.csv", "--until", "soon")
     assert r.exit_code == 2 and "--until 'soon'" in r.stderr
     assert search_json(trail_home, "--action", "audit.export") == []  # nothing exported, nothing recorded
+
+
+def test_server_verification_uses_the_configured_checkpoints(tmp_path, monkeypatch) -> None:
+    """The API and the audit page check the trail against the external checkpoints when configured."""
+    from openlfr.storage import Store
+
+    store = Store(tmp_path / "home")
+    key_file = tmp_path / "keys" / "audit.key"
+    monkeypatch.setenv(audit.ENV_AUDIT_KEY, str(key_file))
+    monkeypatch.delenv(audit.ENV_CHECKPOINTS, raising=False)
+    for i in range(3):
+        audit.record(store, "test.event", "thing", i, {}, actor="tester")
+    assert audit.verify_configured(store).ok and audit.verify_configured(store).checkpoint is None
+    audit.init_key(store.home, key_file)
+    audit.write_checkpoint(store, tmp_path / "checkpoints", audit.load_signing_key(store.home, key_file))
+    monkeypatch.setenv(audit.ENV_CHECKPOINTS, str(tmp_path / "checkpoints"))
+    result = audit.verify_configured(store)
+    assert result.ok and result.checkpoint is not None

@@ -673,6 +673,15 @@ def verify(
     return result
 
 
+def verify_configured(store: Store) -> Verification:
+    """:func:`verify` against the checkpoint folder configured for this installation (``OPENLFR_AUDIT_CHECKPOINTS``),
+    if any: what the server's API and audit page report, so they check the same evidence as the CLI."""
+    folder = os.environ.get(ENV_CHECKPOINTS)
+    if not folder:
+        return verify(store)
+    return verify(store, folder, pinned_public_key(store.home))
+
+
 def pinned_public_key(home: Path, explicit: str | os.PathLike[str] | None = None) -> Ed25519PublicKey | None:
     """The key checkpoints must be signed with: ``explicit`` (a ``.pub`` or key file), else the configured
     signing key's public half when that file exists; None: trust the oldest checkpoint's key."""

@@ -543,7 +543,7 @@ def audit_page(request: Request):
         filters=filters,
         events=events,
         limit=AUDIT_PAGE_LIMIT,
-        verification=audit.verify(store),
+        verification=audit.verify_configured(store),
         export=export,
     )
 

@@ -126,7 +126,7 @@ def audit_export(
 
 @router.get("/audit/verify", tags=["audit"])
 def audit_verify(request: Request) -> dict:
-    return audit.verify(request.app.state.store).as_dict()
+    return audit.verify_configured(request.app.state.store).as_dict()
 
 
 # --- Users and tokens ----------------------------------------------------------------------------------
