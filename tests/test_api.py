@@ -41,8 +41,11 @@ def _jpeg(image: np.ndarray) -> bytes:
 
 
 def test_openapi_document_is_versioned(api) -> None:
-    client, _tokens, _store = api
-    doc = client.get("/api/v1/openapi.json").json()
+    client, tokens, _store = api
+    assert client.get("/api/v1/openapi.json").status_code == 401  # the description is for staff, not the public
+    assert client.get("/api/v1/docs").status_code == 401
+    assert client.get("/api/v1/docs", headers=tokens["aud"]).status_code == 200
+    doc = client.get("/api/v1/openapi.json", headers=tokens["aud"]).json()
     assert doc["info"]["title"] == "OpenLFR"
     assert all(path.startswith("/api/v1/") for path in doc["paths"])
     assert "/api/v1/deployments/{deployment_id}/authorise" in doc["paths"]

@@ -117,3 +117,32 @@ def test_tiny_image_refused() -> None:
     Image.new("RGB", (4, 4)).save(buf, format="PNG")
     with pytest.raises(ImageError, match="only 4x4"):
         decode_image(buf.getvalue(), "dot.png")
+
+
+def test_reading_checks_the_kind_and_size_before_reading(tmp_path: Path) -> None:
+    """Issue 12, finding 8: /dev/zero was read for ever; a FIFO blocked; the size limit came after reading."""
+    import os
+
+    from openlfr.media.images import read_image_file
+
+    with pytest.raises(ImageError, match="/dev/zero is not a file"):
+        read_image_file("/dev/zero")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with pytest.raises(ImageError, match="not a file"):
+        read_image_file(tmp_path / "pipe.jpg")  # without O_NONBLOCK, opening it would wait for a writer
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"x" * 101)
+    with pytest.raises(ImageError, match="101 bytes, larger than the 100-byte limit"):
+        read_image_file(big, limit=100)
+    assert read_image_file(big, limit=101) == b"x" * 101
+    with pytest.raises(FileNotFoundError):
+        read_image_file(tmp_path / "missing.jpg")
+
+
+def test_names_that_are_not_utf8_can_be_shown(tmp_path: Path) -> None:
+    from openlfr.media.images import display_name
+
+    name = display_name(b"photo-\xff.jpg")
+    assert name == "photo-\\xff.jpg" and name.encode("utf-8")
+    assert display_name("photo-\udcff.jpg") == name  # as os.listdir hands it over
+    assert display_name("Müller.jpg") == "Müller.jpg"

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from openlfr.api.app import create_app
+from openlfr.live.runner import worker_lock
 from openlfr.services import alerts, demo_images, deployments
 from openlfr.services.records import COLUMNS
 from openlfr.services.subjects import SubjectInfo, add_subject
@@ -97,7 +98,9 @@ def world(store: Store, engine) -> World:
 
 @pytest.fixture
 def client(world: World, engine):
-    with TestClient(create_app(store=world.store, engine=engine)) as c:
+    # The live deployment's cameras run in "another process": without its worker lock the server
+    # would mark it interrupted at start (tests/test_smaller_leaks.py).
+    with worker_lock(world.store, world.live), TestClient(create_app(store=world.store, engine=engine)) as c:
         yield c
 
 

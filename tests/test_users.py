@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from openlfr.api.app import create_app
+from openlfr.api.signin import LoginThrottle
 from openlfr.cli.main import app
 from openlfr.errors import NotFoundError, StoreError
 from openlfr.services import audit
@@ -113,9 +118,11 @@ def test_lockout_after_five_failures_refuses_even_the_right_password(store: Stor
             u.authenticate(store, "alice.smith", f"wrong password {i}", now=t0)
     assert u.get_user(store, alice.id)["locked_until"] == (t0 + u.LOCKOUT).isoformat()
 
-    with pytest.raises(u.AuthError, match=r"locked .* until 2030-01-01 09:15 UTC"):
+    with pytest.raises(u.AuthError) as locked:
         u.authenticate(store, "alice.smith", PASSWORD, now=t0 + timedelta(minutes=14))
-    assert events(store, "user.login_failed")[0]["details"]["reason"] == "locked"
+    assert str(locked.value) == u.BAD_CREDENTIALS  # the same answer as for an unknown username
+    assert events(store, "user.login_failed")[0]["details"] == {"reason": "locked",
+                                                                "locked_until": (t0 + u.LOCKOUT).isoformat()}
 
     assert u.authenticate(store, "alice.smith", PASSWORD, now=t0 + u.LOCKOUT + timedelta(seconds=1)) == alice
     assert u.get_user(store, alice.id)["locked_until"] is None
@@ -361,3 +368,103 @@ def test_weaker_hash_is_upgraded_at_login(store: Store, alice: u.CurrentUser) ->
         upgraded = s.get(User, alice.id).password_hash
     assert not PasswordHasher().check_needs_rehash(upgraded)
     assert u.authenticate(store, "alice.smith", PASSWORD) == alice
+
+
+# --- concurrent guessing, through the real application ----------------------------------------
+
+
+class CountingHasher:
+    """Wraps the argon2 hasher and counts verifications against one account's hash."""
+
+    def __init__(self, inner, target_hash: str) -> None:
+        self.inner, self.target_hash, self.checked = inner, target_hash, 0
+        self._lock = threading.Lock()
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        if password_hash == self.target_hash:
+            with self._lock:
+                self.checked += 1
+        return self.inner.verify(password_hash, password)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def _stored_hash(store: Store, user_id: int) -> str:
+    from openlfr.storage.models import User
+
+    with store.session() as s:
+        return s.get(User, user_id).password_hash
+
+
+def test_concurrent_wrong_passwords_evaluate_at_most_the_limit(store: Store, alice: u.CurrentUser, monkeypatch) -> None:
+    """Issue 12, finding 3: 50 parallel wrong passwords, then the right one. Reading the account state
+    before the slow hash let every guess be evaluated (and a right one among them win a token)."""
+    counter = CountingHasher(u._hasher, _stored_hash(store, alice.id))
+    monkeypatch.setattr(u, "_hasher", counter)
+    app = create_app(store=store, secure_cookies=False)
+    app.state.login_throttle = LoginThrottle(burst=1000)  # the per-account lockout alone, not the throttle
+    with TestClient(app) as client:
+
+        def guess(i: int) -> int:
+            body = {"username": "alice.smith", "password": f"wrong password {i}"}
+            return client.post("/api/v1/auth/token", json=body).status_code
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            statuses = list(pool.map(guess, range(50)))
+        assert statuses == [401] * 50
+        assert counter.checked <= u.MAX_FAILED_LOGINS
+        row = u.get_user(store, alice.id)
+        assert row["locked_until"] is not None and row["failed_logins"] == u.MAX_FAILED_LOGINS
+
+        right = client.post("/api/v1/auth/token", json={"username": "alice.smith", "password": PASSWORD})
+        assert right.status_code == 401 and "access_token" not in right.json()
+        assert counter.checked <= u.MAX_FAILED_LOGINS  # the right password was not even checked
+        assert events(store, "user.login_failed")[0]["details"]["reason"] == "locked"
+
+        # Unknown and known (locked) usernames get identical answers, on the API and the sign-in page.
+        for password in (PASSWORD, "wrong password!"):
+            known = client.post("/api/v1/auth/token", json={"username": "alice.smith", "password": password})
+            unknown = client.post("/api/v1/auth/token", json={"username": "nobody.here", "password": password})
+            assert (known.status_code, known.json()) == (unknown.status_code, unknown.json()) == (
+                401, {"detail": u.BAD_CREDENTIALS})
+            pages = [client.post("/login", data={"username": name, "password": password}, follow_redirects=False)
+                     for name in ("alice.smith", "nobody.here")]
+            assert [p.status_code for p in pages] == [401, 401]
+            assert pages[0].text.replace("alice.smith", "nobody.here") == pages[1].text
+    assert audit.verify(store).ok
+
+
+def test_one_source_is_throttled_before_any_account_is_touched(store: Store, alice: u.CurrentUser) -> None:
+    """Per-source throttling comes before the per-account lockout, answers alike for every username,
+    and is not used up by successful sign-ins."""
+    app = create_app(store=store, secure_cookies=False)
+    app.state.login_throttle = LoginThrottle(burst=3, refill_s=3600)
+    with TestClient(app) as client:
+        for _ in range(5):  # successes give their attempt back
+            ok = client.post("/api/v1/auth/token", json={"username": "alice.smith", "password": PASSWORD})
+            assert ok.status_code == 200
+        for name in ("nobody.here", "nobody.else", "alice.smith"):
+            assert client.post("/api/v1/auth/token", json={"username": name, "password": "wrong!"}).status_code == 401
+        answers = [client.post("/api/v1/auth/token", json={"username": name, "password": PASSWORD})
+                   for name in ("alice.smith", "nobody.here")]
+        assert [a.status_code for a in answers] == [429, 429]
+        assert answers[0].json() == answers[1].json() and int(answers[0].headers["retry-after"]) > 0
+        page = client.post("/login", data={"username": "alice.smith", "password": PASSWORD}, follow_redirects=False)
+        assert page.status_code == 429 and "too many failed sign-ins" in page.text
+    assert u.get_user(store, alice.id)["failed_logins"] == 1  # the throttled attempts never reached the account
+    assert u.get_user(store, alice.id)["locked_until"] is None
+
+
+def test_login_throttle_refills_and_forgets_sources() -> None:
+    clock = [0.0]
+    throttle = LoginThrottle(burst=2, refill_s=10, clock=lambda: clock[0])
+    assert throttle.take("a") is None and throttle.take("a") is None
+    assert throttle.take("a") == pytest.approx(10)
+    assert throttle.take("b") is None  # sources are independent
+    clock[0] = 5.0
+    assert throttle.take("a") == pytest.approx(5)
+    clock[0] = 10.0
+    assert throttle.take("a") is None
+    throttle.refund("a")
+    assert throttle.take("a") is None

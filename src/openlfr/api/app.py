@@ -7,19 +7,21 @@ no other server. Every route goes through :func:`openlfr.api.security.authorize`
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from openlfr import __version__
-from openlfr.api.security import LoginRequired, authorize
+from openlfr.api.security import LoginRequired, authorize, parse_trusted_proxies
 from openlfr.core import FaceEngine
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
 from openlfr.live.manager import AlertBus, LiveManager
+from openlfr.live.runner import recover_interrupted
 from openlfr.services.users import AuthError, PermissionDenied
 from openlfr.storage import Store
 
@@ -42,13 +44,36 @@ class EngineHolder:
             return self._engines[purpose]
 
 
+OPENAPI_URL = "/api/v1/openapi.json"
+DOCS_URL = "/api/v1/docs"
+
+
+def _docs_router(app: FastAPI) -> APIRouter:
+    """The OpenAPI document and its docs page, as ordinary routes so the policy table governs them
+    (FastAPI's built-in ones bypass every dependency)."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get(OPENAPI_URL)
+    def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @router.get(DOCS_URL)
+    def docs_page() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{app.title} API")
+
+    return router
+
+
 def create_app(
     home: str | Path | None = None,
     pack: str | None = None,
     engine: FaceEngine | None = None,
     store: Store | None = None,
     secure_cookies: bool = True,
+    trusted_proxies: str | Sequence[str] | None = None,
 ) -> FastAPI:
+    """``trusted_proxies``: proxies whose ``X-Forwarded-For`` names the audited source (default
+    ``$OPENLFR_TRUSTED_PROXIES``, else none)."""
     store = store or Store(home)
 
     def load(purpose: str) -> FaceEngine:
@@ -68,6 +93,7 @@ def create_app(
 
     bus = AlertBus()
     live = LiveManager(store, engines, bus)
+    recover_interrupted(store)  # a deployment a crash left "live" is not shown as live
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -79,8 +105,8 @@ def create_app(
         version=__version__,
         description="Accountable live facial recognition: deployments, watchlists, alerts, outcomes, audit.",
         lifespan=lifespan,
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        openapi_url=None,  # served below, through the access policy like every other route
+        docs_url=None,
         redoc_url=None,
     )
     app.state.store = store
@@ -89,6 +115,7 @@ def create_app(
     app.state.bus = bus
     app.state.live = live
     app.state.secure_cookies = secure_cookies
+    app.state.trusted_proxies = parse_trusted_proxies(trusted_proxies)
 
     @app.exception_handler(LoginRequired)
     async def to_login(_request: Request, exc: LoginRequired):
@@ -116,6 +143,7 @@ def create_app(
     app.include_router(ops_pages.router, dependencies=guarded)
     app.include_router(rfr_pages.router, dependencies=guarded)
     app.include_router(public_pages.router, dependencies=guarded)
+    app.include_router(_docs_router(app), dependencies=guarded)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.middleware("http")

@@ -81,6 +81,9 @@ RULES: dict[str, frozenset[str]] = {
     "GET /api/v1/custody/stats": frozenset({EXAMINER, ADMIN}),
     "GET /api/v1/public/deployments": PUBLIC,
     "GET /api/v1/public/records": PUBLIC,
+    # The API's description names every route and parameter: staff only, not the public.
+    "GET /api/v1/openapi.json": ANY_STAFF,
+    "GET /api/v1/docs": ANY_STAFF,
     # --- Web pages ----------------------------------------------------------------------------
     "GET /login": PUBLIC,
     "POST /login": PUBLIC,

@@ -10,6 +10,9 @@ requests need none, since a browser never attaches them on its own. The route's 
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import os
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -20,6 +23,10 @@ from openlfr.services.users import CurrentUser, session_user, token_user
 
 SESSION_COOKIE = "openlfr_session"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+#: Comma-separated addresses or networks of reverse proxies whose ``X-Forwarded-For`` is believed.
+ENV_TRUSTED_PROXIES = "OPENLFR_TRUSTED_PROXIES"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class LoginRequired(Exception):
@@ -29,8 +36,47 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
+def parse_trusted_proxies(spec: str | Iterable[str] | None = None) -> tuple[Network, ...]:
+    """Parse proxies (``"127.0.0.1,10.0.0.0/8"`` or a list); ``None`` reads ``$OPENLFR_TRUSTED_PROXIES``.
+
+    The default is to trust none: any client can send ``X-Forwarded-For``, so believing it from
+    anyone but our own proxy would let a caller write whatever "source" it likes into the audit trail.
+    """
+    if spec is None:
+        spec = os.environ.get(ENV_TRUSTED_PROXIES, "")
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    try:
+        return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in items if item.strip())
+    except ValueError as exc:
+        raise ValueError(f"trusted proxies: {exc}") from exc
+
+
+def _is_trusted(address: str, proxies: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
 def client_source(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The caller's address for the audit trail: the connecting peer, or — only when that peer is a
+    configured proxy — the nearest address in ``X-Forwarded-For`` that is not itself a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    proxies: tuple[Network, ...] = getattr(request.app.state, "trusted_proxies", ())
+    if not proxies or not _is_trusted(peer, proxies):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",") if h.strip()]
+    source = peer
+    for hop in reversed(hops):  # right to left: each entry was added by the hop after it
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # garbage from a hop we do not trust: keep the last address we could vouch for
+        source = hop
+        if not _is_trusted(hop, proxies):
+            break
+    return source
 
 
 def _credentials(request: Request) -> tuple[CurrentUser | None, str | None, bool]:

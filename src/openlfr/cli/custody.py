@@ -26,6 +26,8 @@ def import_images(
     workers: Annotated[int, typer.Option("--workers", min=1, max=16, help="Threads preparing images (1: no threads).")] = 2,
     rejects_out: Annotated[Path | None, typer.Option("--rejects-out", help="Write this import's rejects to a CSV file.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, hidden=True, help="Images per transaction.")] = 32,
+    allow_outside: Annotated[bool, typer.Option(
+        "--allow-outside", help="Let a manifest name images outside its own folder (refused otherwise).")] = False,
     home: HomeOpt = None,
     pack: PackOpt = None,
     as_json: JsonOpt = False,
@@ -47,7 +49,7 @@ def import_images(
 
         report = custody.import_custody(
             store, engine, path, started_by, resume=resume, workers=workers, on_progress=advance,
-            manifest=manifest or None, batch_size=batch_size,
+            manifest=manifest or None, batch_size=batch_size, allow_outside=allow_outside,
         )  # fmt: skip
     if rejects_out is not None:
         rejects_out.write_text(custody.rejects_csv(store, report.import_id))

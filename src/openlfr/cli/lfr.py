@@ -293,10 +293,13 @@ def live(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a deployment's cameras: alerts are stored and shown as they happen; non-matches leave no trace."""
-    from openlfr.live.runner import run_deployment
+    from openlfr.live.runner import recover_interrupted, run_deployment
     from openlfr.storage import Store
 
     store = Store(home)
+    for interrupted in recover_interrupted(store):
+        if not as_json:
+            console.print(f"[yellow]deployment {interrupted} was left live by a crash: marked interrupted[/]")
     engine = engine_for(pack, home)
 
     def show_alert(alert_id: int, event) -> None:

@@ -34,6 +34,15 @@ def serve(
     checkpoint_every: Annotated[
         float, typer.Option("--checkpoint-every", min=1.0, help="Seconds between audit checkpoints (when the trail grew).")
     ] = 300.0,
+    trusted_proxies: Annotated[
+        str,
+        typer.Option(
+            "--trusted-proxies",
+            envvar="OPENLFR_TRUSTED_PROXIES",
+            help="Comma-separated addresses or networks of your reverse proxies (e.g. 127.0.0.1,10.0.0.0/8): only "
+            "their X-Forwarded-For is believed as the audited source. Default: none.",
+        ),
+    ] = "",
     home: HomeOpt = None,
     pack: PackOpt = None,
 ) -> None:
@@ -45,9 +54,14 @@ def serve(
     from rich.markup import escape
 
     from openlfr.api.app import create_app
+    from openlfr.api.security import parse_trusted_proxies
     from openlfr.services import audit, users
     from openlfr.storage import Store
 
+    try:
+        proxies = [str(n) for n in parse_trusted_proxies(trusted_proxies)]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--trusted-proxies") from exc
     store = Store(home)
     schedule = None
     if audit_checkpoints is not None:  # load the key first: a missing key stops the start, not the first tick
@@ -65,10 +79,12 @@ def serve(
         console.print(
             "[yellow]No accounts yet:[/] create an administrator with 'openlfr users create --username NAME --name \"…\"'."
         )
-    app = create_app(store=store, pack=pack, secure_cookies=not http_cookies)
+    app = create_app(store=store, pack=pack, secure_cookies=not http_cookies, trusted_proxies=proxies)
     console.print(f"OpenLFR on http://{host}:{port}  (console /console · public site /public · API docs /api/v1/docs)")
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        # uvicorn's own proxy handling believes X-Forwarded-For from 127.0.0.1 by default: turned off,
+        # so the application sees the real peer and applies --trusted-proxies itself.
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False)
     finally:
         if schedule is not None:  # sign what was appended since the last tick
             schedule.stop(final=True)

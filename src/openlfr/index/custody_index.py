@@ -199,7 +199,7 @@ class CustodyIndex:
         tmp = path.with_name(path.name + ".tmp")
         with self._lock:
             try:
-                with open(tmp, "wb") as fh:
+                with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
                     out = _Writer(fh, store.cipher, self.pack_id)
                     header = {
                         "version": FORMAT_VERSION,

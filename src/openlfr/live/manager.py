@@ -96,7 +96,9 @@ class LiveManager:
             if current and current.thread.is_alive():
                 return current
             with self.store.session() as s:  # refuse an unauthorised deployment before loading any model
-                deployments.require_status(deployments.get(s, deployment_id), "authorised", "live", action="go live")
+                deployments.require_status(
+                    deployments.get(s, deployment_id), "authorised", "live", deployments.INTERRUPTED, action="go live"
+                )
             engine = self.engine_factory()
             deployments.start(self.store, deployment_id)  # refuses with a clear error before any thread starts
             stop = threading.Event()

@@ -19,6 +19,7 @@ import numpy as np
 from openlfr.media.video import Frame
 from openlfr.storage import Store
 from openlfr.storage.models import FootageSegment
+from openlfr.storage.store import private_dir
 
 FOOTAGE_CONTEXT = "footage"
 
@@ -38,8 +39,7 @@ class SegmentRecorder:
         self._frames = 0
 
     def _open(self, frame: Frame) -> None:
-        folder = self.store.home / "footage"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_dir(self.store.home / "footage")
         self._path = folder / f"{uuid.uuid4().hex}.part.mp4"
         fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)

@@ -8,11 +8,14 @@ pipeline never falls behind real time. Threads suffice: ONNX Runtime and OpenCV 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from openlfr.core import FaceEngine
 from openlfr.errors import StoreError
@@ -22,6 +25,12 @@ from openlfr.media.video import Frame, VideoSource
 from openlfr.services import deployments
 from openlfr.services.alerts import NewAlert, record_alert
 from openlfr.storage import Store
+from openlfr.storage.store import private_dir
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
 
 
 class LatestFrame:
@@ -167,7 +176,57 @@ def frozen_watchlist(store: Store, deployment_id: int) -> tuple[Watchlist, str]:
     return Watchlist.build(wl.templates, wl.references, wl.names, wl.categories, wl.entry_ids), wl.pack_id
 
 
+@contextmanager
+def worker_lock(store: Store, deployment_id: int) -> Iterator[None]:
+    """Held (``flock``) while a process runs a deployment's cameras; the OS drops it when the process
+    dies, so a later start can tell a running deployment from one a crash left ``live``."""
+    if fcntl is None:  # pragma: no cover - no flock: every live deployment counts as running
+        yield
+        return
+    folder = private_dir(store.home / "live")
+    fd = os.open(folder / f"deployment-{deployment_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise StoreError(f"deployment {deployment_id} is already running in another process") from exc
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def worker_running(store: Store, deployment_id: int) -> bool:
+    """Whether some process (this one included) holds the deployment's worker lock."""
+    try:
+        with worker_lock(store, deployment_id):
+            return fcntl is None
+    except StoreError:
+        return True
+
+
+def recover_interrupted(store: Store) -> list[int]:
+    """At start-up: mark deployments left ``live`` with no worker as ``interrupted`` (audited)."""
+    return deployments.mark_interrupted(store, lambda deployment_id: worker_running(store, deployment_id))
+
+
 def run_deployment(
+    store: Store,
+    engine: FaceEngine,
+    deployment_id: int,
+    *args: Any,
+    **kwargs: Any,
+) -> LiveReport:
+    """Take an authorised deployment live and run its cameras until their sources end, the planned
+    end passes, ``max_seconds`` elapse, the caller interrupts (Ctrl-C) or sets ``stop``.
+
+    Holds the deployment's worker lock throughout (see :func:`worker_lock`); arguments as
+    :func:`_run_deployment`.
+    """
+    with worker_lock(store, deployment_id):
+        return _run_deployment(store, engine, deployment_id, *args, **kwargs)
+
+
+def _run_deployment(
     store: Store,
     engine: FaceEngine,
     deployment_id: int,
@@ -188,9 +247,9 @@ def run_deployment(
     watchlist, pack_id = frozen_watchlist(store, deployment_id)
     if pack_id != engine.pack_id:
         raise StoreError(f"the watchlist holds {pack_id} templates; this engine makes {engine.pack_id}")
+    cameras = [(c.name, c.source, c.record) for c in deployments.camera_sources(store, deployment_id)]
     with store.session() as s:
         deployment = deployments.get(s, deployment_id)
-        cameras = [(c.name, c.source, c.record) for c in deployment.cameras]
         config = PipelineConfig(deployment.threshold, deployment.confirm_n, deployment.confirm_m, pool_templates=pool_templates)
         planned_end = deployments.utc(deployment.planned_end)
     report = LiveReport(deployment_id)

@@ -8,6 +8,8 @@ palette and alpha images, which are all converted to the 8-bit BGR arrays the co
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -72,15 +74,51 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     return _to_bgr(img)
 
 
+def display_name(name: str | bytes | os.PathLike) -> str:
+    """A file name as text that can always be stored, printed and logged.
+
+    POSIX names are bytes; Python turns bytes that are not UTF-8 into lone surrogates, which
+    SQLite, JSON and the terminal refuse (``UnicodeEncodeError``). Such bytes become ``\\xff``
+    escapes here, so the name is still recognisable and the record can be written.
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def read_image_file(path: str | Path, limit: int = MAX_BYTES) -> bytes:
+    """The bytes of an image file, read safely: only a regular file, and never more than ``limit``.
+
+    The file is opened without blocking (a FIFO would otherwise wait forever for a writer) and
+    checked with ``fstat`` on the open descriptor, so ``/dev/zero``, a FIFO or a directory is
+    refused before anything is read, and a file larger than ``limit`` is refused by its size. At
+    most ``limit + 1`` bytes are read, so a file that grows meanwhile cannot exhaust memory.
+    Missing or unreadable files raise ``OSError`` as ``open`` does; the rest :class:`ImageError`.
+    """
+    name = display_name(path)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError(f"{name} is not a file (only regular files are read, never a device, pipe or folder)")
+        if info.st_size > limit:
+            raise ImageError(f"{name} is {info.st_size} bytes, larger than the {limit}-byte limit (not read)")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ImageError(f"{name} is larger than the {limit}-byte limit")
+    return data
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """Read and decode an image file."""
     path = Path(path)
+    name = display_name(path)
     if not path.exists():
-        raise ImageError(f"{path} does not exist")
-    if not path.is_file():
-        raise ImageError(f"{path} is not a file")
+        raise ImageError(f"{name} does not exist")
     try:
-        data = path.read_bytes()
+        data = read_image_file(path)
     except OSError as exc:
-        raise ImageError(f"{path} cannot be read: {exc.strerror}") from exc
-    return decode_image(data, name=str(path))
+        raise ImageError(f"{name} cannot be read: {exc.strerror or exc}") from exc
+    return decode_image(data, name=name)

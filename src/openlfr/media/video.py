@@ -19,6 +19,7 @@ import numpy as np
 
 from openlfr.errors import OpenLFRError
 from openlfr.media.images import load_image
+from openlfr.storage.crypto import redact_source
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
@@ -46,7 +47,7 @@ def describe(uri: str) -> str:
         return "image folder"
     if path.is_file():
         return "video file"
-    raise SourceError(f"camera source {uri!r} is neither a camera index, a stream URL, a video file nor a folder")
+    raise SourceError(f"camera source {redact_source(uri)!r} is neither a camera index, a stream URL, a video file nor a folder")
 
 
 class VideoSource:
@@ -95,8 +96,8 @@ class VideoSource:
         if not capture.isOpened():
             capture.release()
             if first and self.kind == "video file":
-                raise SourceError(f"{self.uri} is not a video OpenCV can decode")
-            raise SourceError(f"cannot open {self.kind} {self.uri}")
+                raise SourceError(f"{redact_source(self.uri)} is not a video OpenCV can decode")
+            raise SourceError(f"cannot open {self.kind} {redact_source(self.uri)}")
         fps = capture.get(cv2.CAP_PROP_FPS)
         if fps and 1.0 <= fps <= 240.0:
             self.fps = float(fps)
@@ -134,7 +135,7 @@ class VideoSource:
                 return self._stamp(image)
             if self.kind == "video file":
                 return None
-            self.on_event(f"{self.kind} {self.uri} dropped; reconnecting")
+            self.on_event(f"{self.kind} {redact_source(self.uri)} dropped; reconnecting")
             self._capture.release()
             if not self._reconnect():
                 return None

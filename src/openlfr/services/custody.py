@@ -6,8 +6,10 @@ named by the folder that holds it (LFW's ``Name/Name_0001.jpg`` -> ``Name``); an
 the source folder belongs to the record named by its file name without the extension
 (``C-1234.jpg`` -> ``C-1234``). A *manifest* is a CSV file with the columns
 ``custody_id,image_path[,capture_date][,<attribute columns>]``: relative paths are relative to the
-CSV's folder, ``capture_date`` is ``YYYY-MM-DD``, every other non-empty column is stored in the
-record's ``attributes``. Several images may belong to one record either way.
+CSV's folder and every path must stay inside it (unless ``allow_outside``), ``capture_date`` is
+``YYYY-MM-DD``, every other non-empty column is stored in the record's ``attributes``. Several
+images may belong to one record either way. Only regular files are read, and a file over the size
+limit is refused by its size before it is read.
 
 **Resumable.** Each image is identified by (custody id, SHA-256 of the file's bytes). Rows are
 committed in batches of ``batch_size`` with the import's counters, and the encrypted files of a
@@ -44,7 +46,7 @@ from sqlalchemy.exc import IntegrityError
 
 from openlfr.core import FaceEngine, QualityPolicy
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
-from openlfr.media.images import decode_image
+from openlfr.media.images import decode_image, display_name, read_image_file
 from openlfr.services import audit
 from openlfr.services.gallery import reference_face, template_context
 from openlfr.storage import Store
@@ -124,19 +126,34 @@ def _check_id(custody_id: str) -> str | None:
 
 
 def folder_items(root: Path) -> list[_Item]:
-    """Images under ``root``, each with the custody id given by the rule in the module docstring."""
+    """Images under ``root``, each with the custody id given by the rule in the module docstring.
+
+    A name that is not UTF-8 is recorded with ``\\xff`` escapes (:func:`display_name`): stored as
+    is it could not be written to the database, and the import would fail on it at every resume.
+    A custody id taken from such a name is refused, as it would not match the custody record.
+    """
     items = []
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
         if path.suffix.lower() not in IMAGE_SUFFIXES or any(p.startswith(".") for p in relative.parts) or not path.is_file():
             continue
-        custody_id = relative.parent.name if len(relative.parts) > 1 else path.stem
-        items.append(_Item(relative.as_posix(), path, custody_id, problem=_check_id(custody_id)))
+        raw_id = relative.parent.name if len(relative.parts) > 1 else path.stem
+        custody_id = display_name(raw_id)
+        problem = _check_id(custody_id)
+        if custody_id != raw_id:
+            problem = f"the custody id {custody_id!r} (from the file or folder name) is not valid UTF-8 text; rename it"
+        items.append(_Item(display_name(relative.as_posix()), path, custody_id, problem=problem))
     return items
 
 
-def manifest_items(manifest: Path) -> list[_Item]:
-    """Rows of a CSV manifest; a row that cannot be used becomes an item with a ``problem``."""
+def manifest_items(manifest: Path, allow_outside: bool = False) -> list[_Item]:
+    """Rows of a CSV manifest; a row that cannot be used becomes an item with a ``problem``.
+
+    Image paths must lie inside the manifest's folder (after resolving ``..`` and symbolic links)
+    unless ``allow_outside``: a manifest is data from outside, and must not make the importer read
+    (and report on) ``/etc/shadow`` or another user's files.
+    """
+    folder = manifest.parent.resolve()
     try:
         text = manifest.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -165,8 +182,11 @@ def manifest_items(manifest: Path) -> list[_Item]:
             item.problem = f"row {line} repeats row {seen[custody_id, image_path]} (same custody_id and image_path)"
         if item.problem is None:
             seen[custody_id, image_path] = line
-            path = Path(image_path)
-            item.path = path if path.is_absolute() else manifest.parent / path
+            path = (folder / image_path).resolve()  # an absolute image_path stays as it is
+            item.path = path
+            if not allow_outside and not path.is_relative_to(folder):
+                item.problem = (f"row {line}: {image_path} is outside the manifest's folder {display_name(folder)} "
+                                "(refused; pass --allow-outside to import from elsewhere)")
             captured = row.pop("capture_date", "")
             try:
                 item.capture_date = date.fromisoformat(captured) if captured else None
@@ -258,12 +278,15 @@ class _Importer:
             p.reason = item.problem or "no image"
             return p
         try:
-            p.data = item.path.read_bytes()
+            p.data = read_image_file(item.path)  # regular files only, size-checked before reading
         except FileNotFoundError:
-            p.reason = f"{item.source}: file not found ({item.path})"
+            p.reason = f"{item.source}: file not found ({display_name(item.path)})"
             return p
         except OSError as exc:
             p.reason = f"{item.source} cannot be read: {exc.strerror or exc}"
+            return p
+        except OpenLFRError as exc:
+            p.reason = str(exc)
             return p
         p.sha = hashlib.sha256(p.data).hexdigest()
         if check_stored:
@@ -392,12 +415,20 @@ def _start(store: Store, source: str, started_by: str, resume: bool, total: int,
                 .limit(1)
             )
         resumed = imp is not None
+        # Still "running" when resumed: the process that ran it was killed before it could record
+        # anything (a clean stop marks it "interrupted" and audits it), so audit the interruption now.
+        killed = {"imported": imp.imported, "rejected": imp.rejected, "started_by": imp.started_by} if (
+            imp is not None and imp.status == "running") else None  # fmt: skip
         if imp is None:
             imp = CustodyImport(source=source, started_by=started_by, status="running")
             s.add(imp)
         imp.status, imp.total = "running", total
         s.flush()
-        return imp.id, resumed
+        import_id = imp.id
+    if killed is not None:
+        details = {"source": source, "reason": "found unfinished (the importing process was killed)", **killed}
+        audit.record(store, "custody.import_interrupted", "custody_import", import_id, details, actor="system")
+    return import_id, resumed
 
 
 def import_custody(
@@ -411,6 +442,7 @@ def import_custody(
     manifest: bool | None = None,
     batch_size: int = BATCH_SIZE,
     policy: QualityPolicy | None = None,
+    allow_outside: bool = False,
 ) -> ImportReport:
     """Import a folder or CSV manifest of custody images (see the module docstring for the rules).
 
@@ -420,18 +452,19 @@ def import_custody(
     """
     source = Path(source).expanduser().resolve()
     is_manifest = source.is_file() and source.suffix.lower() == ".csv" if manifest is None else manifest
+    name = display_name(source)  # the source as recorded: a non-UTF-8 path could not be stored
     if is_manifest:
         if not source.is_file():
             raise OpenLFRError(f"{source} is not a file; a manifest is a CSV file")
-        items = manifest_items(source)
+        items = manifest_items(source, allow_outside=allow_outside)
     elif source.is_dir():
         items = folder_items(source)
     else:
         if not source.exists():
             raise OpenLFRError(f"{source} does not exist")
         raise OpenLFRError(f"{source} is not a folder (pass --manifest for a CSV manifest)")
-    import_id, resumed = _start(store, str(source), started_by, resume, len(items), engine.pack_id)
-    report = ImportReport(import_id, str(source), "running", resumed, len(items))
+    import_id, resumed = _start(store, name, started_by, resume, len(items), engine.pack_id)
+    report = ImportReport(import_id, name, "running", resumed, len(items))
     importer = _Importer(store, engine, import_id, policy or QualityPolicy(), max(1, batch_size))
     started = time.perf_counter()
     status = "interrupted"

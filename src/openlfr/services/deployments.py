@@ -5,10 +5,14 @@ The life cycle is enforced here and nowhere else:
 ``planned`` → (watchlist built ≤ 24 h before the start, then approved and frozen) →
 ``authorised`` (by an officer other than the planner) → ``live`` → ``closed`` (the watchlist's
 templates and images are deleted at once, and the deployment record is produced).
+
+A deployment found ``live`` when a server or ``openlfr live`` starts, with no process running its
+cameras (a crash, a kill, a restart), is marked ``interrupted``: it may go live again or be closed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,6 +28,7 @@ from openlfr.services.gallery import IMAGE_CONTEXT, template_context
 from openlfr.services.records import deployment_record
 from openlfr.services.subjects import SUBJECTS_GALLERY, subject
 from openlfr.storage import Store
+from openlfr.storage.crypto import CAMERA_SOURCE_CONTEXT, redact_source
 from openlfr.storage.models import Camera, DeletionLog, Deployment, Gallery, Person, Watchlist, WatchlistEntry
 
 #: Default alert threshold: the default (fused) pack's, which accepts the same share of LFW impostor
@@ -34,6 +39,8 @@ DEFAULT_THRESHOLD = FUSED_THRESHOLD
 WATCHLIST_LEAD = timedelta(hours=24)
 #: Longest N-of-M confirmation window (M templates of one tracked face): a few seconds of video.
 MAX_CONFIRM_WINDOW = 100
+#: Was live, but the process running its cameras ended without stopping them (see :func:`mark_interrupted`).
+INTERRUPTED = "interrupted"
 
 
 @dataclass
@@ -41,6 +48,30 @@ class CameraSpec:
     name: str
     source: str
     record: bool = False
+
+
+def _camera(store: Store, spec: CameraSpec) -> Camera:
+    """A camera row: the address encrypted in full, and only its redacted form in plain text (an RTSP
+    address often carries the camera's password, which administrators and auditors must not see)."""
+    return Camera(
+        name=spec.name,
+        source=redact_source(spec.source),
+        source_sealed=store.cipher.encrypt(spec.source.encode(), CAMERA_SOURCE_CONTEXT),
+        record=spec.record,
+    )
+
+
+def camera_sources(store: Store, deployment_id: int) -> list[CameraSpec]:
+    """The cameras with their full, decrypted addresses: for the live runner only, never for display."""
+    with store.session() as s:
+        return [
+            CameraSpec(
+                c.name,
+                store.cipher.decrypt(c.source_sealed, CAMERA_SOURCE_CONTEXT).decode() if c.source_sealed else c.source,
+                c.record,
+            )
+            for c in get(s, deployment_id).cameras
+        ]
 
 
 def get(session: Session, deployment_id: int) -> Deployment:
@@ -98,7 +129,7 @@ def plan(
             confirm_n=confirm_n,
             confirm_m=confirm_m,
             created_by=created_by,
-            cameras=[Camera(name=c.name, source=c.source, record=c.record) for c in cameras],
+            cameras=[_camera(store, c) for c in cameras],
         )
         s.add(deployment)
         s.flush()
@@ -295,7 +326,8 @@ def start(store: Store, deployment_id: int, now: datetime | None = None) -> None
         deployment = get(s, deployment_id)
         if deployment.status == "live":
             return
-        require_status(deployment, "authorised", action="go live")
+        if deployment.status not in ("authorised", INTERRUPTED):  # interrupted: going live again after a crash
+            raise StoreError(f"deployment {deployment.id} is {deployment.status}; it must be authorised to go live")
         if now >= utc(deployment.planned_end):
             raise StoreError("the deployment's planned end has passed; it cannot go live")
         if now < utc(deployment.planned_start) - timedelta(minutes=15):
@@ -303,6 +335,24 @@ def start(store: Store, deployment_id: int, now: datetime | None = None) -> None
         deployment.status = "live"
         deployment.started_at = now
     audit.record(store, "deployment.start", "deployment", deployment_id, {"started_at": now.isoformat()})
+
+
+def mark_interrupted(store: Store, running: Callable[[int], bool]) -> list[int]:
+    """Mark ``live`` deployments whose cameras no process is running (``running(id)`` is False) as
+    ``interrupted``, and audit it: otherwise a crash leaves them shown as live to officers and the
+    public. Returns the deployments marked."""
+    marked = []
+    with store.session() as s:
+        for deployment in s.scalars(select(Deployment).where(Deployment.status == "live").order_by(Deployment.id)):
+            if not running(deployment.id):
+                deployment.status = INTERRUPTED
+                marked.append(deployment.id)
+    for deployment_id in marked:
+        audit.record(
+            store, "deployment.interrupted", "deployment", deployment_id,
+            {"reason": "found live with no process running its cameras (crash or restart)"}, actor="system",
+        )  # fmt: skip
+    return marked
 
 
 @dataclass
@@ -360,7 +410,7 @@ def close(store: Store, deployment_id: int, by: str, now: datetime | None = None
     now = now or now_utc()
     with store.session() as s:
         deployment = get(s, deployment_id)
-        require_status(deployment, "planned", "authorised", "live", action="be closed")
+        require_status(deployment, "planned", "authorised", "live", INTERRUPTED, action="be closed")
         deployment.ended_at = deployment.ended_at or now
         deployment.closed_at = now
         deployment.status = "closed"
@@ -447,5 +497,5 @@ def add_camera(store: Store, deployment_id: int, camera: CameraSpec, by: str) ->
         require_status(deployment, "planned", action="add a camera")
         if any(c.name == camera.name for c in deployment.cameras):
             raise StoreError(f"deployment {deployment_id} already has a camera named {camera.name!r}")
-        deployment.cameras.append(Camera(name=camera.name, source=camera.source, record=camera.record))
+        deployment.cameras.append(_camera(store, camera))
     audit.record(store, "camera.add", "deployment", deployment_id, {"camera": camera.name}, actor=by)

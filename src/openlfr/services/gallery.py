@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from openlfr.core import FaceEngine, QualityPolicy, by_prominence, main_face, top_k
 from openlfr.core.types import Face
-from openlfr.errors import NoFaceError, NotFoundError, OpenLFRError, QualityError, StoreError
-from openlfr.media.images import decode_image, load_image
+from openlfr.errors import ImageError, NoFaceError, NotFoundError, OpenLFRError, QualityError, StoreError
+from openlfr.media.images import decode_image, display_name, load_image, read_image_file
 from openlfr.services import audit
 from openlfr.storage import Store
 from openlfr.storage.models import Gallery, Person, ReferenceImage
@@ -116,11 +116,16 @@ def enrol(
     prepared = []
     for item in images:
         if isinstance(item, tuple):
-            source, data = item
+            source, data = display_name(item[0]), item[1]
         else:
-            source, path = str(item), Path(item)
-            load_image(path)  # existence/type errors with the path in the message
-            data = path.read_bytes()
+            # A name that is not UTF-8 is stored and shown escaped (it would not encode otherwise).
+            source, path = display_name(item), Path(item)
+            if not path.exists():
+                raise ImageError(f"{source} does not exist")
+            try:
+                data = read_image_file(path)  # regular files only, size-checked before reading
+            except OSError as exc:
+                raise ImageError(f"{source} cannot be read: {exc.strerror or exc}") from exc
         image = decode_image(data, name=source)
         face = reference_face(engine.faces(image), source)
         problems = policy.failures(face.quality)

@@ -22,7 +22,6 @@ pack to another, which is why a calibration is refused for templates of any othe
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +30,7 @@ from openlfr import calibration as cal
 from openlfr.errors import OpenLFRError
 from openlfr.services import audit
 from openlfr.storage import Store
+from openlfr.storage.store import private_dir, write_private
 
 #: A deployment whose estimated FPIR is above this needs an explicit, audited override.
 MAX_FPIR_WITHOUT_OVERRIDE = 1 / 1000
@@ -119,10 +119,9 @@ def find(store: Store | None, pack_id: str, ref: str | None = None) -> tuple[Pat
 
 def import_calibration(store: Store, path: Path, by: str) -> str:
     data = cal.load(path)
-    folder = store.home / "calibrations"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(store.home / "calibrations")
     target = folder / path.name
-    shutil.copyfile(path, target)
+    write_private(target, path.read_bytes())
     ref = reference(target)
     audit.record(store, "threshold.calibration_import", "calibration", ref,
                  {"pack": data["pack_id"], "dataset": data["dataset"].get("name")}, actor=by)  # fmt: skip

@@ -20,9 +20,9 @@ from openlfr.storage import Store
 from openlfr.storage.models import Deployment
 
 #: Announced deployments: a planned one is not yet approved, so it is not announced.
-ANNOUNCED = ("authorised", "live")
+ANNOUNCED = ("authorised", "live", "interrupted")
 #: Deployments the public may read a leaflet for.
-PUBLISHED = ("authorised", "live", "closed")
+PUBLISHED = ("authorised", "live", "interrupted", "closed")
 
 #: Readable headers for the Met's columns, in the same order.
 COLUMN_LABELS = {

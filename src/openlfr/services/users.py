@@ -5,7 +5,9 @@ action can be attributed to them in the audit trail. Passwords are kept only as 
 session or token secret is kept only as its SHA-256, so a copy of the database lets nobody log in.
 A login refusal reads the same for an unknown username and a wrong password (and costs the same
 time), so the login form cannot be used to find out who has an account. Five failures in a row lock
-an account for fifteen minutes, which turns password guessing into a slow, audited affair.
+an account for fifteen minutes, which turns password guessing into a slow, audited affair; each
+attempt is counted atomically before its password is checked, so parallel guesses cannot overtake
+the count (:func:`_reserve_attempt`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import and_, case, literal, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -49,8 +51,11 @@ MAX_TOKEN_DAYS = 365
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 SESSION, TOKEN = "session", "token"
 USERNAME_PATTERN = re.compile(r"[a-z0-9._-]{3,50}")
-#: The one refusal for an unknown username, a wrong password or a disabled account (wrong password).
-BAD_CREDENTIALS = "the username or password is not correct"
+#: The one refusal for an unknown username, a wrong password, a locked account or a disabled account
+#: (wrong password): identical for all, so it cannot tell anyone which usernames exist or are locked.
+BAD_CREDENTIALS = (
+    "the username or password is not correct, or the account is locked for a while after repeated failed sign-ins"
+)
 
 _hasher = PasswordHasher()
 _dummy_hash: str | None = None
@@ -325,53 +330,74 @@ def _refuse(store: Store, tried: str, reason: str, source: str | None, message: 
     return AuthError(message)
 
 
+def _reserve_attempt(store: Store, user_id: int, at: datetime) -> tuple[bool, int, datetime | None]:
+    """Count an attempt *before* its password is checked: ``(allowed, failures, locked_until)``.
+
+    One conditional UPDATE both tests and takes the account's remaining allowance, so however many
+    requests race, at most :data:`MAX_FAILED_LOGINS` passwords are checked per lockout period (the
+    database serialises the writes; reading the state first and hashing afterwards let every
+    parallel guess through). The attempt that uses up the allowance sets the lockout at once, so a
+    crash in the middle of hashing cannot leave the account without one. A right password resets
+    the count (:func:`authenticate`); an expired lockout starts a fresh count.
+    """
+    expired = and_(User.locked_until.is_not(None), User.locked_until <= at)
+    count = case((expired, 1), else_=User.failed_logins + 1)
+    lock = case((count >= MAX_FAILED_LOGINS, literal(at + LOCKOUT, User.locked_until.type)), else_=null())
+    with store.session() as s:
+        result = s.execute(
+            update(User)
+            .where(User.id == user_id,
+                   or_(and_(User.locked_until.is_(None), User.failed_logins < MAX_FAILED_LOGINS), expired))
+            .values(failed_logins=count, locked_until=lock)
+            .execution_options(synchronize_session=False)
+        )
+        failures, locked_until = s.execute(select(User.failed_logins, User.locked_until).where(User.id == user_id)).one()
+    return result.rowcount == 1, failures, _utc(locked_until)
+
+
 def authenticate(store: Store, username: str, password: str, source: str | None = None,
                  now: datetime | None = None) -> CurrentUser:
-    """Check a username and password; returns the user or raises :class:`AuthError`. Every attempt is audited."""
+    """Check a username and password; returns the user or raises :class:`AuthError`. Every attempt is audited.
+
+    Unknown usernames, wrong passwords and locked accounts all get :data:`BAD_CREDENTIALS` after one
+    argon2 verification (against a dummy hash where there is nothing to check), so neither the
+    answer nor its timing says who has an account or whose account is locked. Only the right
+    password of a disabled account is told so.
+    """
     at = _now(now)
     tried = normalise_username(username or "")
+    password = password or ""
     with store.session() as s:
-        user = s.scalar(select(User).where(User.username == tried)) if tried else None
-        snapshot = None if user is None else (user.id, user.password_hash, user.active, _utc(user.locked_until))
-    if snapshot is None:
-        _verify(_dummy(), password or "")  # same cost as a real check: timing does not reveal who exists
+        row = s.execute(select(User.id, User.password_hash, User.active).where(User.username == tried)).first() if tried else None
+    if row is None:
+        _verify(_dummy(), password)  # same cost as a real check: timing does not reveal who exists
         raise _refuse(store, tried, "bad-credentials", source, BAD_CREDENTIALS)
-    user_id, password_hash, active, locked_until = snapshot
-    correct = _verify(password_hash, password or "")
+    user_id, password_hash, active = row
 
-    if locked_until is not None and locked_until > at:
-        raise _refuse(store, tried, "locked", source,
-                      f"this account is locked after repeated failed logins until {locked_until:%Y-%m-%d %H:%M} UTC",
-                      user_id)
-    if not active:
-        # Only someone who knows the password learns that the account exists but is disabled.
-        message = "this account is disabled; ask an administrator" if correct else BAD_CREDENTIALS
-        raise _refuse(store, tried, "inactive", source, message, user_id)
+    allowed, failures, locked_until = _reserve_attempt(store, user_id, at)
+    if not allowed:
+        _verify(_dummy(), password)  # the right password is not even checked while locked
+        raise _refuse(store, tried, "locked", source, BAD_CREDENTIALS, user_id, {"locked_until": _iso(locked_until)})
+    correct = _verify(password_hash, password)
     if not correct:
-        with store.session() as s:
-            user = _user(s, user_id)
-            lock = _utc(user.locked_until)
-            if lock is not None and lock <= at:  # an expired lockout: counting starts afresh
-                user.locked_until = None
-                user.failed_logins = 1
-            else:
-                user.failed_logins = User.failed_logins + 1  # in SQL, so concurrent failures all count
-            s.flush()
-            failures = user.failed_logins
-            if failures >= MAX_FAILED_LOGINS and user.locked_until is None:
-                user.locked_until = at + LOCKOUT
-            locked = _iso(user.locked_until)
-        extra: dict = {"failures": failures} | ({"locked_until": locked} if locked else {})
-        raise _refuse(store, tried, "bad-credentials", source, BAD_CREDENTIALS, user_id, extra)
+        extra: dict = {"failures": failures} | ({"locked_until": _iso(locked_until)} if locked_until else {})
+        raise _refuse(store, tried, "inactive" if not active else "bad-credentials", source, BAD_CREDENTIALS,
+                      user_id, extra)
 
     with store.session() as s:
         user = _user(s, user_id)
-        user.failed_logins = 0
+        user.failed_logins = 0  # the password is proven: the reserved attempt and earlier failures are cleared
         user.locked_until = None
-        user.last_login_at = at
-        if _hasher.check_needs_rehash(user.password_hash):  # parameters were raised since it was hashed
-            user.password_hash = _hasher.hash(password)
+        if not user.active:
+            active = False
+        else:
+            user.last_login_at = at
+            if _hasher.check_needs_rehash(user.password_hash):  # parameters were raised since it was hashed
+                user.password_hash = _hasher.hash(password)
         current = _current(user)
+    if not active:
+        # Only someone who knows the password learns that the account exists but is disabled.
+        raise _refuse(store, tried, "inactive", source, "this account is disabled; ask an administrator", user_id)
     audit.record(store, "user.login", "user", user_id, {}, actor=current.username, role=current.role, source=source)
     return current
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from pathlib import Path
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -20,6 +22,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from openlfr.errors import OpenLFRError
 
 ENV_KEY = "OPENLFR_KEY"
+#: Encryption context of a camera's full source address (which may carry a password).
+CAMERA_SOURCE_CONTEXT = "camera-source"
+#: Query parameters whose values are secrets in camera addresses (``?password=…``, ``?token=…``).
+_SECRET_PARAM = re.compile(r"(?i)([?&;](?:[^=&;]*(?:pass|pwd|token|secret|key|auth|sig)[^=&;]*)=)[^&;#]*")
 
 
 class KeyError_(OpenLFRError):
@@ -63,3 +69,25 @@ class Cipher:
             return self._aead.decrypt(blob[:12], blob[12:], context.encode())
         except InvalidTag as exc:
             raise KeyError_(f"cannot decrypt {context}: wrong key or altered data") from exc
+
+
+def redact_source(source: str) -> str:
+    """A camera address fit to show: ``rtsp://user:pass@host/x`` → ``rtsp://user:***@host/x``.
+
+    Passwords in the authority and secret-looking query values are replaced; anything that is not
+    a URL (a file path, a device number) is returned unchanged. Only the live runner needs the
+    address in full, so everything else (API, pages, records, audit) stores and shows this form.
+    """
+    try:
+        parts = urlsplit(source)
+    except ValueError:
+        return "***"  # unparseable: show nothing rather than a secret
+    if not parts.scheme or not parts.netloc:
+        return _SECRET_PARAM.sub(r"\1***", source) if "?" in source else source
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{userinfo}@{host}"
+    query = _SECRET_PARAM.sub(r"\1***", "?" + parts.query)[1:] if parts.query else parts.query
+    return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -149,7 +149,10 @@ class Camera(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
+    # What may be shown: the address with any password redacted (crypto.redact_source). The full
+    # address, credentials included, only encrypted (CAMERA_SOURCE_CONTEXT), for the live runner.
     source: Mapped[str] = mapped_column(String(1000))
+    source_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     record: Mapped[bool] = mapped_column(Boolean, default=False)
 
     deployment: Mapped[Deployment] = relationship(back_populates="cameras")

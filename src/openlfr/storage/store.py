@@ -40,28 +40,62 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+def private_dir(path: Path) -> Path:
+    """Create ``path`` owner-only (0700), tightening it if it already exists.
+
+    The data folder holds biometric data and keys: nobody but the account running OpenLFR should
+    list or open anything in it, whatever the process umask is.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def _private_files(*paths: Path) -> None:
+    """Create the database file 0600 before SQLite opens it (its journal files copy its mode) and
+    tighten files a previous version left readable."""
+    for path in paths:
+        if path.name.endswith(".db") and not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        if path.exists() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``path`` owner-only (0600) whatever the umask is."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def migrate(engine: Engine, cipher: Cipher | None = None) -> None:
+    """Bring the schema to the newest Alembic revision (``cipher``: for migrations that encrypt data)."""
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
+        config.attributes["cipher"] = cipher
         command.upgrade(config, "head")
 
 
 class Store:
     def __init__(self, home: str | os.PathLike[str] | None = None, database_url: str | None = None) -> None:
         self.home = data_dir(home)
-        self.home.mkdir(parents=True, exist_ok=True)
-        url = database_url or os.environ.get(ENV_DATABASE_URL) or f"sqlite:///{self.home / 'openlfr.db'}"
+        private_dir(self.home)
+        url = database_url or os.environ.get(ENV_DATABASE_URL)
+        if url is None:
+            database = self.home / "openlfr.db"
+            _private_files(database, database.with_name("openlfr.db-wal"), database.with_name("openlfr.db-shm"))
+            url = f"sqlite:///{database}"
         self.engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        migrate(self.engine)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         key = load_or_create_key(self.home)
         self.cipher = Cipher(key)
         self._key = key
+        migrate(self.engine, self.cipher)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.sweep_orphans()
 
     def derive_key(self, purpose: str) -> bytes:
@@ -76,11 +110,10 @@ class Store:
 
     def write_blob(self, folder: str, data: bytes, context: str) -> str:
         """Encrypt and write ``data``; returns the path relative to the data directory."""
-        directory = self.home / folder
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home / folder)
         relative = f"{folder}/{uuid.uuid4().hex}.bin"
         tmp = self.home / f"{relative}.tmp"
-        tmp.write_bytes(self.cipher.encrypt(data, context))
+        write_private(tmp, self.cipher.encrypt(data, context))
         os.replace(tmp, self.home / relative)
         return relative
 

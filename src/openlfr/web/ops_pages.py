@@ -316,7 +316,7 @@ def deployment_page(deployment_id: Id, request: Request):
         "watchlist": status == "planned" and not (wl and wl["approved_at"]) and may(user, "POST", base + "/watchlist"),
         "approve": status == "planned" and bool(wl) and not wl["approved_at"] and may(user, "POST", base + "/approve"),
         "authorise": status == "planned" and bool(wl and wl["approved_at"]) and may(user, "POST", base + "/authorise"),
-        "start": status in ("authorised", "live") and not running and may(user, "POST", base + "/start"),
+        "start": status in ("authorised", "live", "interrupted") and not running and may(user, "POST", base + "/start"),
         "stop": running and may(user, "POST", base + "/stop"),
         "close": status != "closed" and may(user, "POST", base + "/close"),
     }
@@ -396,7 +396,7 @@ def start(deployment_id: Id, request: Request):
     store = _store(request)
     try:
         status = deployments.deployment_detail(store, deployment_id)["status"]
-        if status not in ("authorised", "live"):  # refuse before the model pack is loaded for nothing
+        if status not in ("authorised", "live", "interrupted"):  # refuse before the model pack is loaded for nothing
             raise OpenLFRError(f"deployment {deployment_id} is {status}; it must be authorised to go live")
         request.app.state.live.start(deployment_id, lambda alert_id: alert_payload(store, alert_id))
     except OpenLFRError as exc:

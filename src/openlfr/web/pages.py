@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
 from openlfr.api.params import Id
 from openlfr.api.policy import ADMIN, AUDITOR, AUTHORISER, EXAMINER, OPERATOR, REVIEWER
 from openlfr.api.routes.alerts import alert_payload
 from openlfr.api.security import SESSION_COOKIE, client_source, current_user
+from openlfr.api.signin import checked_sign_in
 from openlfr.errors import OpenLFRError
 from openlfr.services import alerts as alert_service
 from openlfr.services import audit, deployments, users
@@ -52,18 +53,29 @@ def login_form(request: Request, next: str | None = None):
 
 
 @router.post("/login")
-def login(
+async def login(
     request: Request,
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
     next: Annotated[str | None, Form()] = None,
 ):
-    store = request.app.state.store
+    """Sign in; throttled per source and hashed in the bounded pool (:mod:`openlfr.api.signin`)."""
+    store, source = request.app.state.store, client_source(request)
+
+    def work() -> tuple[users.CurrentUser, str]:
+        user = users.authenticate(store, username, password, source=source)
+        return user, users.create_session(store, user, source=source)[0]
+
     try:
-        user = users.authenticate(store, username, password, source=client_source(request))
+        user, secret = await checked_sign_in(request, work)
     except AuthError as exc:
         return page(request, "login.html", status_code=401, error=str(exc), next_url=safe_next(next) or "")
-    secret, _csrf = users.create_session(store, user, source=client_source(request))
+    except HTTPException as exc:
+        if exc.status_code != 429:
+            raise
+        refused = page(request, "login.html", status_code=429, error=str(exc.detail), next_url=safe_next(next) or "")
+        refused.headers.update(exc.headers or {})
+        return refused
     response = redirect(safe_next(next) or HOME_FOR_ROLE.get(user.role, "/"))
     response.set_cookie(
         SESSION_COOKIE,

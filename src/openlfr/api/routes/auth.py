@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from openlfr.api.security import SESSION_COOKIE, SignedIn, client_source
+from openlfr.api.signin import checked_sign_in
 from openlfr.services import users
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -19,11 +20,19 @@ class Login(BaseModel):
 
 
 @router.post("/auth/token")
-def issue_token(body: Login, request: Request) -> dict:
-    """Check the password (failures count towards lockout) and issue a bearer token."""
+async def issue_token(body: Login, request: Request) -> dict:
+    """Check the password (failures count towards lockout) and issue a bearer token.
+
+    Throttled per source and run in the bounded sign-in pool (:mod:`openlfr.api.signin`).
+    """
     store = request.app.state.store
-    user = users.authenticate(store, body.username, body.password, source=client_source(request))
-    secret = users.create_token(store, user.id, body.name, days=min(body.days, 30.0), created_by=user.username)
+    source = client_source(request)
+
+    def work() -> tuple[users.CurrentUser, str]:
+        user = users.authenticate(store, body.username, body.password, source=source)
+        return user, users.create_token(store, user.id, body.name, days=min(body.days, 30.0), created_by=user.username)
+
+    user, secret = await checked_sign_in(request, work)
     return {"access_token": secret, "token_type": "bearer", "user": user.__dict__}
 
 
@@ -46,16 +55,16 @@ class OwnTokenIn(BaseModel):
 
 
 @router.post("/me/tokens", status_code=201)
-def create_own_token(body: OwnTokenIn, request: Request, user: SignedIn) -> dict:
+async def create_own_token(body: OwnTokenIn, request: Request, user: SignedIn) -> dict:
     """Issue a bearer token to the caller, and only to the caller.
 
     No route mints a token for another account (an administrator included), so a token always
     acts as the person who proved their password for it. The password is asked again so that a
     stolen session or short-lived token cannot be turned into a year-long credential.
     """
-    secret = users.create_own_token(
-        request.app.state.store, user.username, body.password, body.name, days=body.days, source=client_source(request)
-    )
+    store, source = request.app.state.store, client_source(request)
+    secret = await checked_sign_in(request, lambda: users.create_own_token(
+        store, user.username, body.password, body.name, days=body.days, source=source))
     return {"access_token": secret, "token_type": "bearer", "expires_in_days": body.days,
             "note": "shown once; store it now"}  # fmt: skip
 
