@@ -402,12 +402,11 @@ def bench_sync(rows: int, model: synthetic.TemplateModel, cache: Path) -> dict:
     """Keeping the index in step with the database: first sync, a sync with nothing changed, and after deletions."""
     from sqlalchemy import delete, insert
 
-    from openlfr.services.gallery import template_context
+    from openlfr.services.custody import custody_template_context
     from openlfr.storage.models import CustodyImage, CustodyRecord
 
     store = Store(Path(tempfile.mkdtemp(prefix="rfr-sync-", dir=cache)))
     templates = synthetic.sample_array(model, rows, seed=GALLERY_SEED, per_identity=PER_IDENTITY)
-    context = template_context(PACK)
     start = time.perf_counter()
     with store.session() as s:
         s.execute(insert(CustodyRecord), [{"id": i + 1, "custody_id": f"C{i}", "attributes": {}} for i in range(rows // 2)])
@@ -415,11 +414,12 @@ def bench_sync(rows: int, model: synthetic.TemplateModel, cache: Path) -> dict:
             insert(CustodyImage),
             [
                 {
+                    "id": i + 1,  # explicit: the template is sealed to its row id
                     "record_id": i // 2 + 1,
                     "source": f"{i}.jpg",
                     "source_sha256": f"{i:064x}",
                     "file": "custody/none.bin",
-                    "template": store.cipher.encrypt(t.tobytes(), context),
+                    "template": store.cipher.encrypt(t.tobytes(), custody_template_context(PACK, i + 1)),
                     "quality": {},
                     "pack_id": PACK,
                 }

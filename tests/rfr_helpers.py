@@ -8,11 +8,9 @@ import cv2
 import numpy as np
 
 from openlfr.services import demo_images
-from openlfr.services.gallery import template_context
+from openlfr.services.custody import custody_image_context, custody_template_context
 from openlfr.storage import Store
 from openlfr.storage.models import CustodyImage, CustodyRecord
-
-CUSTODY_IMAGE_CONTEXT = "custody-image"
 
 
 def _jpeg(image: np.ndarray) -> bytes:
@@ -24,7 +22,6 @@ def seed_custody(store: Store, engine, fillers: int = 30, seed: int = 0) -> dict
     engine from their demo image, and ``fillers`` records with random unit templates and plain images.
     Returns custody id -> custody image id."""
     rng = np.random.default_rng(seed)
-    context = template_context(engine.pack_id)
     rows: list[tuple[str, bytes, np.ndarray]] = []
     for custody_id, image in (("C-HOPPER", demo_images.grace_hopper()), ("C-COLLINS", demo_images.eileen_collins())):
         (face,) = engine.faces(image)
@@ -41,12 +38,14 @@ def seed_custody(store: Store, engine, fillers: int = 30, seed: int = 0) -> dict
             s.flush()
             image = CustodyImage(
                 record_id=record.id, source=f"{custody_id}.jpg", source_sha256=hashlib.sha256(data).hexdigest(),
-                file=store.write_blob("custody", data, CUSTODY_IMAGE_CONTEXT),
-                template=store.cipher.encrypt(template.astype(np.float32).tobytes(), context),
-                quality={}, pack_id=engine.pack_id,
+                file="", template=b"", quality={}, pack_id=engine.pack_id,
             )  # fmt: skip
             s.add(image)
-            s.flush()
+            s.flush()  # sealed to the row's id, as the import does
+            image.file = store.write_blob("custody", data, custody_image_context(image.id))
+            image.template = store.cipher.encrypt(
+                template.astype(np.float32).tobytes(), custody_template_context(engine.pack_id, image.id)
+            )
             ids[custody_id] = image.id
     return ids
 

@@ -29,7 +29,7 @@ from openlfr.cli.main import app
 from openlfr.errors import StoreError
 from openlfr.live.runner import run_deployment
 from openlfr.services import alerts, audit, demo_images, deployments, retention
-from openlfr.services.gallery import enrol, identify, template_context
+from openlfr.services.gallery import enrol, identify, reference_template_context
 from openlfr.storage import Store
 from openlfr.storage.models import ReferenceImage
 
@@ -646,7 +646,7 @@ def lifecycle(tmp_path_factory: pytest.TempPathFactory, engine) -> dict:
     again = retention.run(store, now=later)
     with store.session() as s:
         image = s.scalars(select(ReferenceImage)).first()
-        template = store.cipher.decrypt(image.template, template_context(image.pack_id))
+        template = store.cipher.decrypt(image.template, reference_template_context(image.pack_id, image.id))
     yield {
         "store": store,
         "deployment": deployment_id,

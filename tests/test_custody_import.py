@@ -94,7 +94,7 @@ def gallery(home: Path) -> tuple[dict[tuple[str, str], np.ndarray], Store]:
     for custody_id, image in rows:
         key = (custody_id, image.source_sha256)
         assert key not in templates, f"duplicate {key}"
-        original = store.read_blob(image.file, custody.IMAGE_CONTEXT)
+        original = store.read_blob(image.file, custody.custody_image_context(image.id))
         assert hashlib.sha256(original).hexdigest() == image.source_sha256
         templates[key] = custody.image_template(store, image.id)
     return templates, store

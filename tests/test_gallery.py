@@ -13,14 +13,16 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import select
 
 from openlfr.core import QualityPolicy
 from openlfr.errors import ImageError, NoFaceError, NotFoundError, OpenLFRError, QualityError, StoreError
 from openlfr.models import load_engine
 from openlfr.models.packs import SFACE_PACK
 from openlfr.services import demo_images
-from openlfr.services.gallery import enrol, identify, list_people
+from openlfr.services.gallery import enrol, identify, image_context, list_people
 from openlfr.storage import Store
+from openlfr.storage.models import ReferenceImage
 
 
 def png(image: np.ndarray) -> bytes:
@@ -172,7 +174,9 @@ def test_biometric_data_is_encrypted_at_rest(store: Store, engine) -> None:
     template = engine.faces(demo_images.grace_hopper())[0].template.astype(np.float32).tobytes()
     database = (store.home / "openlfr.db").read_bytes() + (store.home / "openlfr.db-wal").read_bytes()
     assert template[:32] not in database
-    assert store.read_blob(blob.relative_to(store.home).as_posix(), "reference-image") == original
+    with store.session() as s:
+        (image_id,) = s.scalars(select(ReferenceImage.id)).all()
+    assert store.read_blob(blob.relative_to(store.home).as_posix(), image_context(image_id)) == original
 
 
 def test_key_from_environment_and_wrong_key_refused(tmp_path: Path, engine, monkeypatch) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 
 from openlfr.index import CustodyIndex, IndexParams, custody_index, synthetic
 from openlfr.index.custody_index import index_path
-from openlfr.services.gallery import template_context
+from openlfr.services.custody import custody_template_context
 from openlfr.storage.models import CustodyImage, CustodyRecord
 
 PACK = "test-pack:0000"
@@ -98,18 +98,20 @@ def add_rows(store, templates: np.ndarray, pack: str = PACK) -> list[int]:
     with store.session() as s:
         record = CustodyRecord(custody_id=f"C{np.random.default_rng().integers(1 << 40)}")
         s.add(record)
-        for i, t in enumerate(templates):
+        for i in range(len(templates)):
             record.images.append(
                 CustodyImage(
                     source=f"img{i}.jpg",
                     source_sha256=f"{np.random.default_rng().integers(1 << 60):064x}",
                     file="custody/none.bin",
-                    template=store.cipher.encrypt(t.astype(np.float32).tobytes(), template_context(pack)),
+                    template=b"",
                     quality={},
                     pack_id=pack,
                 )
             )
-        s.flush()
+        s.flush()  # templates are sealed to their row ids
+        for image, t in zip(record.images, templates, strict=True):
+            image.template = store.cipher.encrypt(t.astype(np.float32).tobytes(), custody_template_context(pack, image.id))
         return [image.id for image in record.images]
 
 

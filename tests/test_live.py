@@ -42,7 +42,8 @@ def test_watchlisted_person_alerted_once_and_stranger_not(tmp_path: Path, engine
     # The frame kept with the alert shows the alerted person; the bystander's face is pixelated.
     with store.session() as s:
         frame_file = s.get(Alert, alert["id"]).frame_file
-    stored = cv2.imdecode(np.frombuffer(store.read_blob(frame_file, alerts.ALERT_CONTEXT), np.uint8), 1)
+    frame_bytes = store.read_blob(frame_file, alerts.alert_context(alert["id"], "frame_file"))
+    stored = cv2.imdecode(np.frombuffer(frame_bytes, np.uint8), 1)
     faces = engine.faces(stored)
     assert len(faces) == 1 and float(faces[0].template @ engine.faces(demo_images.grace_hopper())[0].template) > 0.6
 
@@ -253,12 +254,12 @@ def test_recording_in_encrypted_segments(tmp_path: Path, engine) -> None:
     run_deployment(store, engine, deployment_id, realtime=False, segment_seconds=1.0)
     with store.session() as s:
         segments = s.query(FootageSegment).order_by(FootageSegment.id).all()
-        files = [(seg.file, seg.frames) for seg in segments]
-    assert len(files) == 3 and sum(n for _, n in files) == 62  # 2.5 s at 25 fps in 1-second segments
-    for relative, frames in files:
+        files = [(seg.id, seg.file, seg.frames) for seg in segments]
+    assert len(files) == 3 and sum(n for _, _, n in files) == 62  # 2.5 s at 25 fps in 1-second segments
+    for segment_id, relative, frames in files:
         raw = (store.home / relative).read_bytes()
         assert b"ftyp" not in raw[:64]  # not a readable MP4 on disk
-        assert len(read_segment(store, relative)) == frames
+        assert len(read_segment(store, segment_id)) == frames
     assert not list((store.home / "footage").glob("*.part.mp4"))
 
 

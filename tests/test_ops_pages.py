@@ -280,7 +280,10 @@ def test_the_planner_may_not_authorise_and_sees_why(app, sign_in, store: Store, 
                           follow_redirects=False).headers["location"]
     base = location.split("?")[0]
     submit(auth1, base + "/watchlist", {"subject": ["GH-1"]}, page=base)
-    submit(auth1, base + "/approve", page=base)
+    # Separation of duties: nor may the builder approve; a second officer does (services/duties.py).
+    page = submit(auth1, base + "/approve", page=base)
+    assert "the watchlist must be approved by an officer other than the one who built it" in page
+    submit(sign_in("auth2"), base + "/approve", page=base)
     page = submit(auth1, base + "/authorise", {"note": "my own deployment"}, page=base)
     assert "the authorising officer must not be the officer who planned the deployment" in page
     assert deployments.deployment_detail(store, int(base.rsplit("/", 1)[1]))["status"] == "planned"

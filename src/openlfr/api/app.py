@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from openlfr import __version__
+from openlfr.api import openapi
 from openlfr.api.security import LoginRequired, authorize, parse_trusted_proxies
 from openlfr.core import FaceEngine
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
@@ -145,6 +146,7 @@ def create_app(
     app.include_router(public_pages.router, dependencies=guarded)
     app.include_router(_docs_router(app), dependencies=guarded)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    openapi.install(app)  # security schemes and each route's error answers, from the policy table
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):

@@ -200,7 +200,7 @@ def deployments_watchlist(
 @deployments_app.command("approve-watchlist")
 @friendly_errors
 def deployments_approve(deployment: Annotated[int, typer.Argument()], by: ByOpt, home: HomeOpt = None) -> None:
-    """Approve and freeze the watchlist."""
+    """Approve and freeze the watchlist (by an officer other than its builder)."""
     from openlfr.services.deployments import approve_watchlist
     from openlfr.storage import Store
 
@@ -220,7 +220,7 @@ def deployments_authorise(
     ] = None,
     home: HomeOpt = None,
 ) -> None:
-    """The authorising officer's approval (must not be the planner); the threshold is checked against the calibration."""
+    """The authorising officer's approval (not the planner or the builder); the threshold is checked against the calibration."""
     from openlfr.services.deployments import authorise
     from openlfr.storage import Store
 

@@ -42,7 +42,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from openlfr.services.gallery import template_context
+from openlfr.services.custody import custody_template_context
 from openlfr.storage import Store
 from openlfr.storage.crypto import Cipher
 from openlfr.storage.models import CustodyImage
@@ -495,11 +495,12 @@ def _fingerprint(s: Session) -> list:
 
 def _read_templates(s: Session, cipher: Cipher, pack_id: str, ids: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Decrypted templates of ``ids`` (sorted), SYNC_BATCH rows at a time."""
-    context = template_context(pack_id)
 
     def decrypt(rows: list) -> tuple[np.ndarray, np.ndarray]:
         found = np.array([r[0] for r in rows], np.int64)
-        templates = np.stack([np.frombuffer(cipher.decrypt(r[1], context), np.float32) for r in rows])
+        templates = np.stack(
+            [np.frombuffer(cipher.decrypt(r[1], custody_template_context(pack_id, r[0])), np.float32) for r in rows]
+        )
         return found, templates
 
     columns = select(CustodyImage.id, CustodyImage.template)

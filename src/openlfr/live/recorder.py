@@ -16,8 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from openlfr.errors import NotFoundError
 from openlfr.media.video import Frame
 from openlfr.storage import Store
+from openlfr.storage.crypto import record_context
 from openlfr.storage.models import FootageSegment
 from openlfr.storage.store import private_dir
 
@@ -65,29 +67,47 @@ class SegmentRecorder:
         self._writer = None
         try:
             data = self._path.read_bytes()
-            blob = self.store.write_blob("footage", data, FOOTAGE_CONTEXT)
-            with self.store.session() as s:
-                row = FootageSegment(
-                    deployment_id=self.deployment_id,
-                    camera_name=self.camera,
-                    file=blob,
-                    started_at=datetime.fromtimestamp(self._start or 0, UTC),
-                    ended_at=datetime.fromtimestamp(self._last or self._start or 0, UTC),
-                    frames=self._frames,
-                )
-                s.add(row)
-                s.flush()
-                self.segments.append(row.id)
+            blob = None
+            try:
+                with self.store.session() as s:
+                    row = FootageSegment(
+                        deployment_id=self.deployment_id,
+                        camera_name=self.camera,
+                        file=None,
+                        started_at=datetime.fromtimestamp(self._start or 0, UTC),
+                        ended_at=datetime.fromtimestamp(self._last or self._start or 0, UTC),
+                        frames=self._frames,
+                    )
+                    s.add(row)
+                    s.flush()  # the file is sealed to the segment's id
+                    blob = self.store.write_blob("footage", data, segment_context(row.id))
+                    row.file = blob
+                    s.flush()
+                    self.segments.append(row.id)
+            except BaseException:
+                if blob is not None:
+                    self.store.delete_blob(blob)
+                raise
         finally:
             self._path.unlink(missing_ok=True)
             self._path = None
 
 
-def read_segment(store: Store, relative: str) -> list[np.ndarray]:
+def segment_context(segment_id: int | None) -> str:
+    """Associated data of footage segment ``segment_id``'s encrypted file."""
+    return record_context(FOOTAGE_CONTEXT, "footage_segments", segment_id, "file")
+
+
+def read_segment(store: Store, segment_id: int) -> list[np.ndarray]:
     """Decrypt a stored segment and decode its frames (for review or export by an authorised user)."""
     import tempfile
 
-    data = store.read_blob(relative, FOOTAGE_CONTEXT)
+    with store.session() as s:
+        segment = s.get(FootageSegment, segment_id)
+        if segment is None or segment.file is None:
+            raise NotFoundError(f"footage segment {segment_id} does not exist or was deleted")
+        relative = segment.file
+    data = store.read_blob(relative, segment_context(segment_id))
     with tempfile.NamedTemporaryFile(suffix=".mp4") as tmp:
         os.chmod(tmp.name, 0o600)
         tmp.write(data)

@@ -17,11 +17,17 @@ from sqlalchemy import select
 
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
 from openlfr.services import audit
-from openlfr.services.common import CONFIRMED, OUTCOMES, WATCHLIST_CONTEXT, now_utc, utc
+from openlfr.services.common import CONFIRMED, OUTCOMES, now_utc, utc, watchlist_image_context
 from openlfr.storage import Store
+from openlfr.storage.crypto import record_context
 from openlfr.storage.models import Alert, WatchlistEntry
 
 ALERT_CONTEXT = "alert-image"
+
+
+def alert_context(alert_id: int | None, column: str) -> str:
+    """Associated data of alert ``alert_id``'s file in ``column`` (probe_file, frame_file, reference_file)."""
+    return record_context(ALERT_CONTEXT, "alerts", alert_id, column)
 
 
 @dataclass
@@ -56,12 +62,7 @@ def record_alert(store: Store, alert: NewAlert) -> int:
             entry = s.get(WatchlistEntry, alert.entry_id)
             if entry is None:
                 raise StoreError("the watchlist entry for this alert no longer exists (deployment closed?)")
-            reference_copy = store.write_blob("alerts", store.read_blob(entry.image_file, WATCHLIST_CONTEXT), ALERT_CONTEXT)
-            written.append(reference_copy)
-            probe = store.write_blob("alerts", _jpeg(alert.crop), ALERT_CONTEXT)
-            written.append(probe)
-            frame = store.write_blob("alerts", _jpeg(alert.frame, 85), ALERT_CONTEXT)
-            written.append(frame)
+            reference = store.read_blob(entry.image_file, watchlist_image_context(entry.id))
             row = Alert(
                 deployment_id=alert.deployment_id,
                 camera_name=alert.camera_name,
@@ -73,11 +74,17 @@ def record_alert(store: Store, alert: NewAlert) -> int:
                 threshold=alert.threshold,
                 frame_time=alert.frame_time,
                 latency_ms=alert.latency_ms,
-                probe_file=probe,
-                frame_file=frame,
-                reference_file=reference_copy,
             )
             s.add(row)
+            s.flush()  # the files are sealed to the alert's id
+            for column, data in (
+                ("reference_file", reference),
+                ("probe_file", _jpeg(alert.crop)),
+                ("frame_file", _jpeg(alert.frame, 85)),
+            ):
+                relative = store.write_blob("alerts", data, alert_context(row.id, column))
+                written.append(relative)
+                setattr(row, column, relative)
             s.flush()
             alert_id = row.id
     except BaseException:
@@ -145,8 +152,10 @@ def comparison_image(store: Store, alert_id: int) -> np.ndarray:
         alert = _get(s, alert_id)
         if alert.images_deleted_at is not None:
             raise StoreError(f"alert {alert_id}'s images were deleted under the retention rules")
-        probe = cv2.imdecode(np.frombuffer(store.read_blob(alert.probe_file, ALERT_CONTEXT), np.uint8), 1)
-        ref = cv2.imdecode(np.frombuffer(store.read_blob(alert.reference_file, ALERT_CONTEXT), np.uint8), 1)
+        probe = cv2.imdecode(np.frombuffer(store.read_blob(alert.probe_file, alert_context(alert.id, "probe_file")), np.uint8), 1)
+        ref = cv2.imdecode(
+            np.frombuffer(store.read_blob(alert.reference_file, alert_context(alert.id, "reference_file")), np.uint8), 1
+        )
     audit.record(store, "alert.view_images", "alert", alert_id, {"images": ["probe", "reference"], "view": "comparison"})
     height = 320
     tiles = [cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height)) for im in (probe, ref)]
@@ -170,7 +179,7 @@ def alert_images(store: Store, alert_id: int) -> dict[str, bytes]:
             if file is None:
                 continue
             try:
-                images[kind] = store.read_blob(file, ALERT_CONTEXT)
+                images[kind] = store.read_blob(file, alert_context(alert.id, f"{kind}_file"))
             except FileNotFoundError as exc:
                 raise StoreError(f"alert {alert_id}'s {names[kind]} file is missing from the data directory") from exc
     audit.record(store, "alert.view_images", "alert", alert_id, {"images": sorted(images), "view": "images"})

@@ -31,6 +31,20 @@ CONFIRMED = {"engaged-not-person": "no-match", "engaged-confirmed": "match", "ar
 WATCHLIST_CONTEXT = "watchlist-image"
 
 
+def watchlist_image_context(entry_id: int | None) -> str:
+    """Associated data of watchlist entry ``entry_id``'s encrypted image copy."""
+    from openlfr.storage.crypto import record_context
+
+    return record_context(WATCHLIST_CONTEXT, "watchlist_entries", entry_id, "image_file")
+
+
+def watchlist_template_context(pack_id: str, entry_id: int | None) -> str:
+    """Associated data of watchlist entry ``entry_id``'s encrypted template (of model pack ``pack_id``)."""
+    from openlfr.storage.crypto import record_context
+
+    return record_context(f"template:{pack_id}", "watchlist_entries", entry_id, "template")
+
+
 def utc(value: datetime) -> datetime:
     """Treat naive datetimes as UTC (SQLite returns them naive)."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -50,9 +50,22 @@ from openlfr.media.images import decode_image, display_name, read_image_file
 from openlfr.services import audit
 from openlfr.services.gallery import reference_face, template_context
 from openlfr.storage import Store
+from openlfr.storage.crypto import record_context
 from openlfr.storage.models import CustodyImage, CustodyImport, CustodyRecord, CustodyReject, DeletionLog
 
 IMAGE_CONTEXT = "custody-image"
+
+
+def custody_image_context(image_id: int | None) -> str:
+    """Associated data of custody image ``image_id``'s encrypted file."""
+    return record_context(IMAGE_CONTEXT, "custody_images", image_id, "file")
+
+
+def custody_template_context(pack_id: str, image_id: int | None) -> str:
+    """Associated data of custody image ``image_id``'s encrypted template (of model pack ``pack_id``)."""
+    return record_context(template_context(pack_id), "custody_images", image_id, "template")
+
+
 BLOB_FOLDER = "custody"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".jp2"})
 #: Images per transaction: a crash loses at most this much work.
@@ -251,7 +264,6 @@ def _pipeline(fn: Callable[[_Item], _Prepared], items: list[_Item], workers: int
 class _Importer:
     def __init__(self, store: Store, engine: FaceEngine, import_id: int, policy: QualityPolicy, batch_size: int) -> None:
         self.store, self.engine, self.import_id, self.policy, self.batch_size = store, engine, import_id, policy, batch_size
-        self.template_context = template_context(engine.pack_id)
         with store.session() as s:
             self.rejected_sources = set(s.scalars(select(CustodyReject.source).where(CustodyReject.import_id == import_id)))
         self.images: list[_Prepared] = []
@@ -324,9 +336,7 @@ class _Importer:
             p = self.prepare(item, check_stored=False)
             self.take(p, report)
             return
-        if existing is None:
-            p.file = self.store.write_blob(BLOB_FOLDER, p.data, IMAGE_CONTEXT)
-            p.data = b""
+        if existing is None:  # its file is written in flush(), sealed to its row's id
             self.images.append(p)
             self.keys[key] = item.source
             report.imported += 1
@@ -353,6 +363,7 @@ class _Importer:
             with self.store.session() as s:
                 ids = {p.item.custody_id for p in self.images}
                 records = {r.custody_id: r for r in s.scalars(select(CustodyRecord).where(CustodyRecord.custody_id.in_(ids)))}
+                rows: list[tuple[CustodyImage, _Prepared]] = []
                 for p in self.images:
                     item = p.item
                     assert item.custody_id is not None and p.template is not None and p.quality is not None
@@ -362,19 +373,25 @@ class _Importer:
                         s.add(record)
                     if item.attributes and {**record.attributes, **item.attributes} != record.attributes:
                         record.attributes = {**record.attributes, **item.attributes}
-                    s.add(
-                        CustodyImage(
-                            record=record,
-                            source=item.source,
-                            source_sha256=p.sha,
-                            capture_date=item.capture_date,
-                            file=p.file,
-                            template=self.store.cipher.encrypt(p.template.tobytes(), self.template_context),
-                            quality=p.quality,
-                            pack_id=self.engine.pack_id,
-                            import_id=self.import_id,
-                        )
+                    row = CustodyImage(
+                        record=record,
+                        source=item.source,
+                        source_sha256=p.sha,
+                        capture_date=item.capture_date,
+                        file="",  # sealed below, once the row has its id
+                        template=b"",
+                        quality=p.quality,
+                        pack_id=self.engine.pack_id,
+                        import_id=self.import_id,
                     )
+                    s.add(row)
+                    rows.append((row, p))
+                s.flush()
+                for row, p in rows:
+                    assert p.template is not None
+                    p.file = row.file = self.store.write_blob(BLOB_FOLDER, p.data, custody_image_context(row.id))
+                    p.data = b""
+                    row.template = self.store.cipher.encrypt(p.template.tobytes(), custody_template_context(row.pack_id, row.id))
                 for item, reason in self.rejects:
                     s.add(CustodyReject(import_id=self.import_id, source=item.source, custody_id=item.custody_id, reason=reason))
                 imp = s.get_one(CustodyImport, self.import_id)
@@ -392,7 +409,7 @@ class _Importer:
 
     def discard(self) -> None:
         """Delete the batch's files that no committed row refers to (whatever is missed, the orphan sweep takes)."""
-        written = [p.file for p in self.images]
+        written = [p.file for p in self.images if p.file]
         with suppress(Exception), self.store.session() as s:
             kept = set(s.scalars(select(CustodyImage.file).where(CustodyImage.file.in_(written))))
             for file in written:
@@ -603,7 +620,7 @@ def custody_image_bytes(store: Store, image_id: int, actor: str | None = None) -
         if image is None:
             raise NotFoundError(f"custody image {image_id} does not exist")
         file, custody_id = image.file, image.record.custody_id
-    data = store.read_blob(file, IMAGE_CONTEXT)
+    data = store.read_blob(file, custody_image_context(image_id))
     audit.record(store, "custody.view_image", "custody_image", image_id, {"custody_id": custody_id}, actor=actor)
     return data
 
@@ -614,4 +631,6 @@ def image_template(store: Store, image_id: int) -> np.ndarray:
         image = s.get(CustodyImage, image_id)
         if image is None:
             raise NotFoundError(f"custody image {image_id} does not exist")
-        return np.frombuffer(store.cipher.decrypt(image.template, template_context(image.pack_id)), dtype=np.float32)
+        return np.frombuffer(
+            store.cipher.decrypt(image.template, custody_template_context(image.pack_id, image.id)), dtype=np.float32
+        )

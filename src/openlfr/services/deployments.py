@@ -3,7 +3,8 @@
 The life cycle is enforced here and nowhere else:
 
 ``planned`` → (watchlist built ≤ 24 h before the start, then approved and frozen) →
-``authorised`` (by an officer other than the planner) → ``live`` → ``closed`` (the watchlist's
+``authorised`` (by an officer who neither planned it nor built its watchlist; the watchlist's
+approver is not its builder either: ``services.duties``) → ``live`` → ``closed`` (the watchlist's
 templates and images are deleted at once, and the deployment record is produced).
 
 A deployment found ``live`` when a server or ``openlfr live`` starts, with no process running its
@@ -22,13 +23,13 @@ from sqlalchemy.orm import Session
 
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
 from openlfr.models.packs import FUSED_THRESHOLD
-from openlfr.services import audit
-from openlfr.services.common import USE_CASES, WATCHLIST_CONTEXT, now_utc, utc
-from openlfr.services.gallery import IMAGE_CONTEXT, template_context
+from openlfr.services import audit, duties
+from openlfr.services.common import USE_CASES, now_utc, utc, watchlist_image_context, watchlist_template_context
+from openlfr.services.gallery import image_context, reference_template_context
 from openlfr.services.records import deployment_record
 from openlfr.services.subjects import SUBJECTS_GALLERY, subject
 from openlfr.storage import Store
-from openlfr.storage.crypto import CAMERA_SOURCE_CONTEXT, redact_source
+from openlfr.storage.crypto import CAMERA_SOURCE_CONTEXT, record_context, redact_source
 from openlfr.storage.models import Camera, DeletionLog, Deployment, Gallery, Person, Watchlist, WatchlistEntry
 
 #: Default alert threshold: the default (fused) pack's, which accepts the same share of LFW impostor
@@ -52,13 +53,18 @@ class CameraSpec:
 
 def _camera(store: Store, spec: CameraSpec) -> Camera:
     """A camera row: the address encrypted in full, and only its redacted form in plain text (an RTSP
-    address often carries the camera's password, which administrators and auditors must not see)."""
-    return Camera(
-        name=spec.name,
-        source=redact_source(spec.source),
-        source_sealed=store.cipher.encrypt(spec.source.encode(), CAMERA_SOURCE_CONTEXT),
-        record=spec.record,
-    )
+    address often carries the camera's password, which administrators and auditors must not see).
+    The full address is sealed by :func:`_seal_source` once the row has its id (flush first)."""
+    return Camera(name=spec.name, source=redact_source(spec.source), source_sealed=None, record=spec.record)
+
+
+def _source_context(camera_id: int | None) -> str:
+    """Associated data of camera ``camera_id``'s encrypted address: bound to that camera's row."""
+    return record_context(CAMERA_SOURCE_CONTEXT, "cameras", camera_id, "source_sealed")
+
+
+def _seal_source(store: Store, camera: Camera, source: str) -> None:
+    camera.source_sealed = store.cipher.encrypt(source.encode(), _source_context(camera.id))
 
 
 def camera_sources(store: Store, deployment_id: int) -> list[CameraSpec]:
@@ -67,7 +73,7 @@ def camera_sources(store: Store, deployment_id: int) -> list[CameraSpec]:
         return [
             CameraSpec(
                 c.name,
-                store.cipher.decrypt(c.source_sealed, CAMERA_SOURCE_CONTEXT).decode() if c.source_sealed else c.source,
+                store.cipher.decrypt(c.source_sealed, _source_context(c.id)).decode() if c.source_sealed else c.source,
                 c.record,
             )
             for c in get(s, deployment_id).cameras
@@ -84,6 +90,17 @@ def get(session: Session, deployment_id: int) -> Deployment:
 def require_status(deployment: Deployment, *allowed: str, action: str) -> None:
     if deployment.status not in allowed:
         raise StoreError(f"deployment {deployment.id} is {deployment.status}; it must be {' or '.join(allowed)} to {action}")
+
+
+def _who_did(deployment: Deployment) -> dict[duties.Step, str | None]:
+    """Who took each step so far, from the stored record, for :func:`duties.check`."""
+    wl = deployment.watchlist
+    return {
+        duties.Step.PLAN: deployment.created_by,
+        duties.Step.BUILD: wl.built_by if wl is not None else None,
+        duties.Step.APPROVE: wl.approved_by if wl is not None else None,
+        duties.Step.AUTHORISE: deployment.authorised_by,
+    }
 
 
 def plan(
@@ -133,6 +150,8 @@ def plan(
         )
         s.add(deployment)
         s.flush()
+        for camera, spec in zip(deployment.cameras, cameras, strict=True):
+            _seal_source(store, camera, spec.source)
         deployment_id = deployment.id
     audit.record(
         store,
@@ -175,6 +194,7 @@ def build_watchlist(
                 )
             if now >= utc(deployment.planned_end):
                 raise StoreError("the deployment's planned end has passed")
+            duties.check(duties.Step.BUILD, built_by, _who_did(deployment))  # no rule today: the table decides
             if deployment.watchlist is not None:
                 if deployment.watchlist.approved_at is not None:
                     raise StoreError("the watchlist is approved and frozen; it cannot be rebuilt")
@@ -202,21 +222,26 @@ def build_watchlist(
             pack_id = pack_ids.pop()
             watchlist = Watchlist(deployment=deployment, pack_id=pack_id, built_by=built_by, built_at=now)
             s.add(watchlist)
+            copies = []
             for person, details in chosen:
                 for image in person.images:
-                    data = store.read_blob(image.file, IMAGE_CONTEXT)
-                    copy = store.write_blob("watchlists", data, WATCHLIST_CONTEXT)
-                    written.append(copy)
-                    watchlist.entries.append(
-                        WatchlistEntry(
-                            subject_reference=person.reference,
-                            name=person.name,
-                            category=details.category,
-                            reason=details.reason,
-                            image_file=copy,
-                            template=image.template,  # already encrypted under the pack's context
-                        )
+                    entry = WatchlistEntry(
+                        subject_reference=person.reference,
+                        name=person.name,
+                        category=details.category,
+                        reason=details.reason,
+                        image_file="",  # sealed below, bound to the entry's id
+                        template=b"",
                     )
+                    watchlist.entries.append(entry)
+                    copies.append((entry, image))
+            s.flush()
+            for entry, image in copies:
+                data = store.read_blob(image.file, image_context(image.id))
+                entry.image_file = store.write_blob("watchlists", data, watchlist_image_context(entry.id))
+                written.append(entry.image_file)
+                template = store.cipher.decrypt(image.template, reference_template_context(image.pack_id, image.id))
+                entry.template = store.cipher.encrypt(template, watchlist_template_context(pack_id, entry.id))
             deployment.watchlist_size = len(chosen)
             s.flush()
             size, entries = len(chosen), len(watchlist.entries)
@@ -236,6 +261,7 @@ def approve_watchlist(store: Store, deployment_id: int, approved_by: str, now: d
             raise StoreError("build the watchlist before approving it")
         if deployment.watchlist.approved_at is not None:
             raise StoreError("the watchlist is already approved")
+        duties.check(duties.Step.APPROVE, approved_by, _who_did(deployment))
         deployment.watchlist.approved_by = approved_by
         deployment.watchlist.approved_at = now or now_utc()
         size = deployment.watchlist_size
@@ -265,8 +291,7 @@ def authorise(
         require_status(deployment, "planned", action="be authorised")
         if deployment.watchlist is None or deployment.watchlist.approved_at is None:
             raise StoreError("the watchlist must be built and approved before the deployment is authorised")
-        if officer.strip().lower() == deployment.created_by.strip().lower():
-            raise StoreError("the authorising officer must not be the officer who planned the deployment")
+        duties.check(duties.Step.AUTHORISE, officer, _who_did(deployment))
         if not note.strip():
             raise OpenLFRError("authorisation needs a note recording why the deployment is necessary and proportionate")
         pack_id, threshold, size = deployment.watchlist.pack_id, deployment.threshold, deployment.watchlist_size or 1
@@ -378,9 +403,13 @@ def load_watchlist(store: Store, deployment_id: int) -> FrozenWatchlist:
         wl = deployment.watchlist
         if wl is None or wl.approved_at is None:
             raise StoreError(f"deployment {deployment_id} has no approved watchlist")
-        context = template_context(wl.pack_id)
         entries = list(wl.entries)
-        templates = np.stack([np.frombuffer(store.cipher.decrypt(e.template, context), np.float32) for e in entries])
+        templates = np.stack(
+            [
+                np.frombuffer(store.cipher.decrypt(e.template, watchlist_template_context(wl.pack_id, e.id)), np.float32)
+                for e in entries
+            ]
+        )
         return FrozenWatchlist(
             pack_id=wl.pack_id,
             templates=templates,
@@ -497,5 +526,8 @@ def add_camera(store: Store, deployment_id: int, camera: CameraSpec, by: str) ->
         require_status(deployment, "planned", action="add a camera")
         if any(c.name == camera.name for c in deployment.cameras):
             raise StoreError(f"deployment {deployment_id} already has a camera named {camera.name!r}")
-        deployment.cameras.append(_camera(store, camera))
+        row = _camera(store, camera)
+        deployment.cameras.append(row)
+        s.flush()
+        _seal_source(store, row, camera.source)
     audit.record(store, "camera.add", "deployment", deployment_id, {"camera": camera.name}, actor=by)

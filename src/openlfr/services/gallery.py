@@ -22,6 +22,7 @@ from openlfr.errors import ImageError, NoFaceError, NotFoundError, OpenLFRError,
 from openlfr.media.images import decode_image, display_name, load_image, read_image_file
 from openlfr.services import audit
 from openlfr.storage import Store
+from openlfr.storage.crypto import record_context
 from openlfr.storage.models import Gallery, Person, ReferenceImage
 
 DEFAULT_GALLERY = "default"
@@ -33,7 +34,18 @@ SECOND_FACE_RATIO = 0.5
 
 
 def template_context(pack_id: str) -> str:
+    """The purpose of a template: templates of different model packs must never be compared."""
     return f"template:{pack_id}"
+
+
+def image_context(image_id: int | None, column: str = "file") -> str:
+    """Associated data of reference image ``image_id``'s encrypted file."""
+    return record_context(IMAGE_CONTEXT, "reference_images", image_id, column)
+
+
+def reference_template_context(pack_id: str, image_id: int | None) -> str:
+    """Associated data of reference image ``image_id``'s encrypted template."""
+    return record_context(template_context(pack_id), "reference_images", image_id, "template")
 
 
 @dataclass
@@ -151,23 +163,27 @@ def enrol(
                 s.add(person)
             elif person.name != name:
                 raise StoreError(f"{reference!r} is already enrolled as {person.name!r}, not {name!r}")
+            added = []
             for source, data, shape, face in prepared:
-                relative = store.write_blob("images", data, IMAGE_CONTEXT)
-                written.append(relative)
+                image = ReferenceImage(
+                    file="",  # sealed below, once the row has its id
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    source_name=Path(source).name,
+                    width=int(shape[1]),
+                    height=int(shape[0]),
+                    quality=face.quality.as_dict(),
+                    pack_id=engine.pack_id,
+                    template=b"",
+                )
+                person.images.append(image)
+                added.append(image)
+            s.flush()
+            for image, (_, data, _, face) in zip(added, prepared, strict=True):
                 assert face.template is not None
-                person.images.append(
-                    ReferenceImage(
-                        file=relative,
-                        sha256=hashlib.sha256(data).hexdigest(),
-                        source_name=Path(source).name,
-                        width=int(shape[1]),
-                        height=int(shape[0]),
-                        quality=face.quality.as_dict(),
-                        pack_id=engine.pack_id,
-                        template=store.cipher.encrypt(
-                            face.template.astype(np.float32).tobytes(), template_context(engine.pack_id)
-                        ),
-                    )
+                image.file = store.write_blob("images", data, image_context(image.id, "file"))
+                written.append(image.file)
+                image.template = store.cipher.encrypt(
+                    face.template.astype(np.float32).tobytes(), reference_template_context(image.pack_id, image.id)
                 )
             s.flush()
             if on_person is not None:
@@ -196,14 +212,20 @@ def gallery_matrix(store: Store, engine: FaceEngine, gallery: str) -> tuple[np.n
             raise NotFoundError(f"gallery {gallery!r} does not exist; enrol someone into it first")
         if g.pack_id != engine.pack_id:
             raise StoreError(f"gallery {gallery!r} was built with model pack {g.pack_id}, not {engine.pack_id}")
-        rows = s.execute(select(ReferenceImage.template, Person).join(Person).where(Person.gallery_id == g.id)).all()
-        context = template_context(g.pack_id)
+        rows = s.execute(
+            select(ReferenceImage.id, ReferenceImage.template, Person).join(Person).where(Person.gallery_id == g.id)
+        ).all()
         matrix = (
-            np.stack([np.frombuffer(store.cipher.decrypt(t, context), dtype=np.float32) for t, _ in rows])
+            np.stack(
+                [
+                    np.frombuffer(store.cipher.decrypt(t, reference_template_context(g.pack_id, i)), dtype=np.float32)
+                    for i, t, _ in rows
+                ]
+            )
             if rows
             else np.zeros((0, engine.dimension), np.float32)
         )
-        return matrix, [p for _, p in rows]
+        return matrix, [p for _, _, p in rows]
 
 
 def identify(

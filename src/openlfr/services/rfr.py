@@ -30,12 +30,20 @@ from openlfr.core import FaceEngine, main_face
 from openlfr.core.types import Detection
 from openlfr.errors import NoFaceError, NotFoundError, OpenLFRError, StoreError
 from openlfr.media.images import decode_image
-from openlfr.services import audit
+from openlfr.services import audit, duties
 from openlfr.services.common import now_utc, utc
 from openlfr.storage import Store
+from openlfr.storage.crypto import record_context
 from openlfr.storage.models import CustodyImage, CustodyRecord, DeletionLog, RfrCandidate, RfrSearch
 
 PROBE_CONTEXT = "rfr-probe"
+
+
+def probe_context(search_id: int | None) -> str:
+    """Associated data of search ``search_id``'s encrypted probe file."""
+    return record_context(PROBE_CONTEXT, "rfr_searches", search_id, "probe_file")
+
+
 DEFAULT_TOP_K = 20
 MAX_TOP_K = 200
 #: How long a search's probe and candidate list are kept with the case unless the case needs them longer.
@@ -160,20 +168,22 @@ def start_search(
     if not options:
         raise NoFaceError(f"{name}: no face found to search with")
     now = now or now_utc()
-    probe_file = store.write_blob("rfr", stored, PROBE_CONTEXT)
+    probe_file = None
     try:
         with store.session() as s:
             search = RfrSearch(
                 case_reference=case_reference.strip(), justification=justification.strip(), examiner=examiner,
                 created_at=now, expires_at=now + SEARCH_RETENTION, probe_kind="video" if is_video else "image",
-                probe_source=name[:500], probe_file=probe_file, face={"options": [o.__dict__ for o in options]},
+                probe_source=name[:500], probe_file=None, face={"options": [o.__dict__ for o in options]},
                 top_k=top_k, pack_id=engine.pack_id, method="", status="choose-face",
             )  # fmt: skip
             s.add(search)
-            s.flush()
+            s.flush()  # the probe is sealed to the search's id
             search_id = search.id
+            probe_file = search.probe_file = store.write_blob("rfr", stored, probe_context(search_id))
     except BaseException:
-        store.delete_blob(probe_file)
+        if probe_file is not None:
+            store.delete_blob(probe_file)
         raise
     audit.record(store, "rfr.search.start", "rfr_search", search_id,
                  {"case": case_reference, "probe": "video" if is_video else "image", "faces": len(options), "top_k": top_k},
@@ -186,7 +196,7 @@ def start_search(
 def _probe_template(store: Store, engine: FaceEngine, search: RfrSearch, index: int) -> tuple[np.ndarray, bytes]:
     """The chosen face's template and its crop (JPEG); the other faces' data is not kept."""
     options = search.face["options"]
-    data = store.read_blob(search.probe_file, PROBE_CONTEXT)
+    data = store.read_blob(search.probe_file, probe_context(search.id))
     if search.probe_kind == "video":
         crop_bytes = _unpack(data)[index]
         crop = cv2.imdecode(np.frombuffer(crop_bytes, np.uint8), cv2.IMREAD_COLOR)
@@ -226,7 +236,7 @@ def choose_face(store: Store, engine: FaceEngine, search_id: int, index: int, ex
     if len(index_) == 0:
         raise StoreError("the custody image database is empty: import custody images first ('openlfr custody import')")
     scores, ids = index_.search(template[None].astype(np.float32), min(len(index_), top_k * 4))
-    new_file = store.write_blob("rfr", probe_crop, PROBE_CONTEXT)
+    new_file = store.write_blob("rfr", probe_crop, probe_context(search_id))
     try:
         with store.session() as s:
             search = _search(s, search_id)
@@ -347,7 +357,7 @@ def probe_images(store: Store, search_id: int) -> list[bytes]:
     """JPEGs of the faces offered (before the choice) or of the chosen probe face (after). Audited."""
     with store.session() as s:
         search = _search(s, search_id)
-        data = store.read_blob(search.probe_file, PROBE_CONTEXT)
+        data = store.read_blob(search.probe_file, probe_context(search.id))
         kind, status, source = search.probe_kind, search.status, search.probe_source
         options = search.face.get("options", [])
     if status != "choose-face":
@@ -417,8 +427,7 @@ def confirm(store: Store, candidate_id: int, agree: bool, examiner: str, note: s
         _search(s, c.search_id)
         if c.decision != "possible-match":
             raise StoreError(f"candidate {candidate_id} is not marked as a possible match; there is nothing to confirm")
-        if c.decided_by == examiner:
-            raise StoreError("a possible match must be confirmed by a different examiner from the one who marked it")
+        duties.check(duties.Step.CONFIRM, examiner, {duties.Step.DECIDE: c.decided_by})
         if c.confirmation is not None:
             raise StoreError(f"candidate {candidate_id} was already {c.confirmation} by {c.confirmed_by}")
         c.confirmation = "confirmed" if agree else "not-confirmed"

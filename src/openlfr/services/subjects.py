@@ -180,13 +180,13 @@ def subject_summary(store: Store, reference: str) -> dict:
 
 def reference_image(store: Store, reference: str, image_id: int) -> bytes:
     """A subject's reference image as stored (decrypted): a read of biometric data, so audited."""
-    from openlfr.services.gallery import IMAGE_CONTEXT
+    from openlfr.services.gallery import image_context
 
     with store.session() as s:
         person, _ = subject(s, reference)
         image = next((i for i in person.images if i.id == image_id), None)
         if image is None:
             raise NotFoundError(f"subject {reference!r} has no reference image {image_id}")
-        data = store.read_blob(image.file, IMAGE_CONTEXT)
+        data = store.read_blob(image.file, image_context(image.id))
     audit.record(store, "subject.view_image", "subject", reference, {"image_id": image_id})
     return data

@@ -3,9 +3,10 @@
 Key handling: the key is taken from ``$OPENLFR_KEY`` (32 bytes, URL-safe base64) when set, so it
 can live in a secrets manager; otherwise from ``<data dir>/keys/data.key``, created with mode 0600
 on first use. Losing the key makes every stored image and template unreadable, by design: back it
-up separately from the data directory. Each blob is ``nonce (12 bytes) || ciphertext+tag`` and is
-bound to its purpose and record id through the associated data, so a blob copied onto another
-record fails to decrypt.
+up separately from the data directory. Each blob is ``nonce (12 bytes) || ciphertext+tag``; its
+associated data is built by :func:`record_context` from its purpose, table, row id and column, so a
+blob or file moved onto another record (two people's templates or image files swapped) fails to
+decrypt instead of showing one person's face as another's.
 """
 
 from __future__ import annotations
@@ -30,6 +31,18 @@ _SECRET_PARAM = re.compile(r"(?i)([?&;](?:[^=&;]*(?:pass|pwd|token|secret|key|au
 
 class KeyError_(OpenLFRError):
     """The data key is missing, malformed, or does not open this data."""
+
+
+def record_context(purpose: str, table: str, row_id: int | None, column: str) -> str:
+    """The associated data of a ciphertext stored in (or named by) ``table.column`` of row ``row_id``.
+
+    One helper so that no caller can leave a part out: the purpose keeps kinds of data apart (and
+    a template's model pack), the table, row id and column tie the blob to the one record it
+    belongs to. The row must have an id already (flush before sealing).
+    """
+    if row_id is None:
+        raise ValueError(f"{table}.{column}: the row has no id yet; flush the session before sealing")
+    return f"{purpose}|{table}:{int(row_id)}:{column}"
 
 
 def load_or_create_key(home: Path) -> bytes:
@@ -68,7 +81,7 @@ class Cipher:
         try:
             return self._aead.decrypt(blob[:12], blob[12:], context.encode())
         except InvalidTag as exc:
-            raise KeyError_(f"cannot decrypt {context}: wrong key or altered data") from exc
+            raise KeyError_(f"cannot decrypt {context}: wrong key or altered data (or data moved from another record)") from exc
 
 
 def redact_source(source: str) -> str:

@@ -69,13 +69,18 @@ def write_private(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def migrate(engine: Engine, cipher: Cipher | None = None) -> None:
-    """Bring the schema to the newest Alembic revision (``cipher``: for migrations that encrypt data)."""
+def migrate(engine: Engine, cipher: Cipher | None = None, home: Path | None = None) -> None:
+    """Bring the schema to the newest Alembic revision.
+
+    ``cipher`` and ``home`` are for migrations that (re-)encrypt data: rows need the key, and
+    encrypted files are found under the data directory.
+    """
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         config.attributes["cipher"] = cipher
+        config.attributes["home"] = home
         command.upgrade(config, "head")
 
 
@@ -94,7 +99,7 @@ class Store:
         key = load_or_create_key(self.home)
         self.cipher = Cipher(key)
         self._key = key
-        migrate(self.engine, self.cipher)
+        migrate(self.engine, self.cipher, self.home)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.sweep_orphans()
 
