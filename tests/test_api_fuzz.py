@@ -3,11 +3,13 @@
 A fresh data folder, one account per role (the administrator created with ``openlfr users create
 --password-stdin`` as the README says, the others through the API, each signing in for its own
 token), then schemathesis generates valid and invalid requests for every operation in the
-server's own OpenAPI document and sends them with each role's token and with none. Every answer
+server's own OpenAPI document and sends them with each role's token and with none (schemathesis
+fills the declared credentials with junk then, which must still get 401). Every answer
 must be below 500 and one of the statuses the document declares for that operation (see
-:mod:`openlfr.api.openapi`). Generation is derandomized (a fixed seed per operation) and bounded
-(a few examples per operation, role and mode; a wall-clock cap for the whole run), so the run is
-the same every time and takes a couple of minutes at most.
+:mod:`openlfr.api.openapi`). Generation is derandomized (Hypothesis's ``derandomize``: the same
+examples on every run, no example database, no shrinking) and bounded (ten examples per operation,
+role and mode for a role the policy lets in, one for the others; a wall-clock cap for the whole
+run): about 3,000 requests in under a minute here, the same every time.
 
 Two things are kept from sabotaging the run itself: ``GET /alerts/stream`` is left out (it never
 ends; the access matrix test covers it), and requests that would disable, re-role or sign out the
@@ -30,14 +32,14 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
 
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-
-from openlfr.api.openapi import EXTRA_RESPONSES  # noqa: E402
-from openlfr.api.policy import RULES  # noqa: E402
-from openlfr.services.users import ROLES  # noqa: E402
+from openlfr.api.openapi import EXTRA_RESPONSES
+from openlfr.api.policy import RULES
+from openlfr.services.users import ROLES
 
 pytestmark = pytest.mark.slow
 
@@ -225,8 +227,6 @@ def _fuzz(
 
 
 def test_fuzz_every_operation_as_every_role(server: Server) -> None:
-    import requests
-
     schema = schemathesis.openapi.from_dict(server.schema)
     operations = [result.ok() for result in schema.get_all_operations()]
     operations = [op for op in operations if f"{op.method.upper()} {op.path}" not in SKIPPED]
