@@ -68,13 +68,11 @@ def tpir_at_size(t1: np.ndarray, rate: np.ndarray, size: int) -> np.ndarray:
     return np.cumsum((mass * keep)[::-1])[::-1]
 
 
-def support(expected_errors: float) -> str:
-    """The rule of 30 applied to the errors a measured rate stands on (N × rate)."""
-    if expected_errors >= RULE_OF:
-        return "supported"
-    if expected_errors >= 1:
-        return f"insufficient comparisons (N·rate = {expected_errors:.1f} < {RULE_OF}): indicative only"
-    return f"insufficient comparisons (N·rate = {expected_errors:.2f} < 1): cannot be resolved"
+def exceeding(scores: np.ndarray) -> np.ndarray:
+    """How many scores reach each grid threshold (score >= t), as one vector over ``GRID``."""
+    bins = np.clip(np.floor(np.asarray(scores, np.float64) * STEPS + 1e-9).astype(np.int64), -1, STEPS) + 1
+    counts = np.bincount(bins, minlength=STEPS + 2)
+    return np.cumsum(counts[::-1])[::-1][1:]  # drop the "below 0" bin
 
 
 # --------------------------------------------------------------------------------------------- the file

@@ -53,12 +53,6 @@ class Comparisons:
     coarse: np.ndarray
 
 
-def _exceeding(scores: np.ndarray) -> np.ndarray:
-    bins = np.clip(np.floor(np.asarray(scores, np.float64) * cal.STEPS + 1e-9).astype(np.int64), -1, cal.STEPS) + 1
-    counts = np.bincount(bins, minlength=cal.STEPS + 2)
-    return np.cumsum(counts[::-1])[::-1][1:]
-
-
 def select(names: list[str], per_person: int, seed: int) -> list[int]:
     """At most ``per_person`` rows of each person, drawn at random (all of them when fewer)."""
     rng = np.random.default_rng(seed)
@@ -106,7 +100,7 @@ def collect(
     exceeding = np.zeros(cal.STEPS + 1, np.int64)
     comparisons = excluded = 0
     for _start, s, keep, gone in blocks():
-        exceeding += _exceeding(s[keep])
+        exceeding += cal.exceeding(s[keep])
         comparisons += int(keep.sum())
         excluded += gone
     k = int(np.argmax(exceeding <= KEPT_EVENTS))
@@ -153,7 +147,7 @@ def _mated(t: np.ndarray, face: np.ndarray, person: np.ndarray, people: int, coa
         weight = 1.0 / len(refs)  # averaged over references: k - 1 probes in all
         probes[p] = len(rows) - 1
         counts[p] = (scores[:, None] >= coarse[None, :] - 1e-9).sum(axis=0) * weight
-        fine += _exceeding(scores) * weight
+        fine += cal.exceeding(scores) * weight
     return counts, fine, probes
 
 

@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 
 from openlfr import calibration as cal
-from openlfr.calibration import GRID, RULE_OF, STEPS, extrapolate
+from openlfr.calibration import GRID, RULE_OF, STEPS, exceeding, extrapolate
 from openlfr.config import data_dir
 from openlfr.core.engine import FaceEngine
 from openlfr.errors import OpenLFRError
@@ -76,7 +76,7 @@ CALIBRATION_FORMAT = cal.FORMAT
 load_calibration = cal.load
 save_calibration = cal.save
 PER_PERSON = 10
-__all__ = ["GRID", "RULE_OF", "STEPS", "extrapolate"]
+__all__ = ["GRID", "RULE_OF", "STEPS", "exceeding", "extrapolate"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 Progress = Callable[[int, int], None] | None
 
@@ -161,13 +161,6 @@ def dataset_dir(path: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------- open set
-
-
-def exceeding(scores: np.ndarray) -> np.ndarray:
-    """How many scores reach each grid threshold (score >= t), as one vector over ``GRID``."""
-    bins = np.clip(np.floor(np.asarray(scores, np.float64) * STEPS + 1e-9).astype(np.int64), -1, STEPS) + 1
-    counts = np.bincount(bins, minlength=STEPS + 2)
-    return np.cumsum(counts[::-1])[::-1][1:]  # drop the "below 0" bin
 
 
 @dataclass
