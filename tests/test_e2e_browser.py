@@ -95,8 +95,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, model_home):
-    """A data directory with accounts, a subject and an authorised deployment, served by ``openlfr serve``."""
+def served(tmp_path_factory, model_home, fused):
+    """A data directory with accounts, a subject and an authorised deployment, served by ``openlfr serve``.
+
+    Asks for ``fused`` so the cleaned model cache exists before it is copied, also when this file runs alone."""
     from lfr_helpers import hopper_subject
 
     home = tmp_path_factory.mktemp("e2e-home")
