@@ -129,9 +129,7 @@ def import_calibration(store: Store, path: Path, by: str) -> str:
 
 
 def _estimate(data: dict, path: Path, threshold: float, size: int, target: float | None = None) -> Estimate:
-    p = cal.predict(data, threshold, size)
-    return Estimate(p.threshold, p.watchlist_size, p.fpir, p.fpir_interval, p.tpir, p.tpir_interval, p.method,
-                    p.interval_method, p.extrapolated, reference(path), target_fpir=target)  # fmt: skip
+    return Estimate(**cal.predict(data, threshold, size).as_dict(), calibration=reference(path), target_fpir=target)
 
 
 def estimate(store: Store | None, pack_id: str, threshold: float, watchlist_size: int, ref: str | None = None) -> Estimate:
