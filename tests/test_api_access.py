@@ -116,6 +116,8 @@ EXPECTED: dict[str, set[str]] = {
     "GET /audit": {AT},
     "GET /admin/users": {AD},
     "POST /admin/users": {AD},
+    "POST /admin/users/{user_id}/active": {AD},
+    "POST /admin/users/{user_id}/role": {AD},
     "GET /rfr": {EX},
     "POST /rfr/searches": {EX},
     "GET /rfr/searches/{search_id}": {EX},
@@ -126,6 +128,8 @@ EXPECTED: dict[str, set[str]] = {
     "POST /rfr/candidates/{candidate_id}/confirmation": {EX},
     "GET /public": {PUBLIC},
     "GET /public/deployments/{deployment_id}/leaflet": {PUBLIC},
+    "GET /public/deployments/{deployment_id}/poster": {PUBLIC},
+    "GET /favicon.ico": {PUBLIC},
 }
 PASSWORD = "a long enough test password"
 DUMMY = {

@@ -86,8 +86,14 @@ def test_demo_runs_the_whole_live_loop() -> None:
     out = " ".join(r.stdout.split())
     assert "ALERT 1: Grace Hopper (GH-1906)" in out
     assert "Eileen Collins raised no alert" in out
-    assert "2 faces seen, 1 alert(s)" in out
-    assert "engaged, confirmed" in out and "true alerts confirmed │ 1" in out
+    assert "2 faces seen, 1 alert." in out
+    assert '"Engaged: confirmed to be the person" (a confirmed true alert)' in out
+    assert "True alerts │ 1 confirmed by engaging the person" in out  # engaged — confirmed counts as confirmed
+    assert "Face recogniser: YuNet + SFace with a second opinion from dlib" in out
+    assert "about 1 in " in out  # the estimated false-alert rate as odds ...
+    # ... and what an officer cannot read is gone: pack ids, scientific notation, file names.
+    for raw in ("yunet-sface", "e-05", "e-06", ".bin", "T0", "pack:"):
+        assert raw not in out, raw
 
 
 def test_threshold_recommend_json_gives_interval_and_method(home: Path) -> None:

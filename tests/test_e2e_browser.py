@@ -345,3 +345,286 @@ def test_examiner_search_review_second_confirmation_and_report(rfr_served) -> No
             first.close()
         finally:
             browser.close()
+
+
+# --- Issue 13: every main page in a real browser: forms submitted, no console errors, screenshots ------------
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+LAPTOP = {"viewport": {"width": 1366, "height": 768}}
+#: Reported as console errors by the page itself (CSP violations also reach the console in Chromium).
+WATCH_CSP = (
+    "document.addEventListener('securitypolicyviolation', (e) => "
+    "console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline')));"
+)
+TOUR_ROLES = {
+    "olive-operator": "operator", "rita-reviewer": "reviewing_officer", "adam-authoriser": "authorising_officer",
+    "abe-authoriser": "authorising_officer", "ada-admin": "administrator", "audrey-auditor": "auditor",
+    "erin-examiner": "examiner",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory, model_home, fused):
+    """A served data directory with something on every page: a deployment with an undecided alert and an
+    arrest awaiting a legal hold, and a closed deployment with its published record. No camera runs."""
+    from lfr_helpers import hopper_subject
+    from openlfr.services import alerts
+
+    home = tmp_path_factory.mktemp("tour-home")
+    shutil.copytree(model_home / "models", home / "models")
+    store = Store(home)
+    for username, role in TOUR_ROLES.items():
+        users.create_user(store, username, username.split("-")[0].title() + " " + role.split("_")[0].title(), role,
+                          PASSWORD, "test-setup")  # fmt: skip
+    hopper_subject(store, load_engine(home=model_home))
+    face = cv2.resize(demo_images.grace_hopper(), (160, 160))
+    now = datetime.now(UTC)
+
+    def authorised(name: str, location: str) -> int:
+        deployment_id = deployments.plan(
+            store, name, location, "crime-hotspot", now - timedelta(hours=1), now + timedelta(hours=3),
+            deployments.DEFAULT_THRESHOLD, [deployments.CameraSpec("cam-1", str(home / "street.mp4"))], "olive-operator",
+        )  # fmt: skip
+        deployments.build_watchlist(store, deployment_id, None, "olive-operator")
+        deployments.approve_watchlist(store, deployment_id, "adam-authoriser")
+        deployments.authorise(store, deployment_id, "adam-authoriser", "necessary and proportionate (test)")
+        return deployment_id
+
+    def alert(deployment_id: int, minutes: int) -> int:
+        with store.session() as s:
+            entry_id = deployments.get(s, deployment_id).watchlist.entries[0].id
+        return alerts.record_alert(store, alerts.NewAlert(
+            deployment_id, "cam-1", minutes, entry_id, "GH-1", "Grace Hopper", "serious-offence", 0.8123,
+            deployments.DEFAULT_THRESHOLD, now - timedelta(minutes=minutes), 140.0, face,
+            np.full((360, 640, 3), 110, np.uint8)))  # fmt: skip
+
+    closed = authorised("Records", "Old Market Square")
+    deployments.start(store, closed)
+    alerts.record_outcome(store, alert(closed, 50), "engaged-confirmed", "rita-reviewer")
+    deployments.close(store, closed, "olive-operator")
+    current = authorised("Tour", "Tour Street")
+    arrested = alert(current, 20)
+    alerts.record_outcome(store, arrested, "arrest", "rita-reviewer")
+    pending = alert(current, 5)
+    store.close()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with serving(home) as url:
+        yield {"url": url, "current": current, "closed": closed, "pending": pending, "arrested": arrested}
+
+
+class Browser:
+    """Contexts signed in as one user each, every page watched for console errors and CSP violations."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.browser, self.url, self.problems, self.shots = browser, url, [], []
+
+    def open(self, username: str | None, size: dict) -> object:
+        context = self.browser.new_context(**size)
+        context.add_init_script(WATCH_CSP)
+        page = context.new_page()
+        page.on("console", lambda m: m.type == "error" and self.problems.append(f"{page.url}: {m.text}"))
+        page.on("pageerror", lambda e: self.problems.append(f"{page.url}: {e}"))
+        if username:
+            _sign_in(page, self.url, username)
+        return page
+
+    def visit(self, page, path: str, shot: str | None = None) -> None:
+        response = page.goto(self.url + path)
+        assert response is not None and response.status == 200, (path, response and response.status)
+        page.wait_for_load_state("networkidle")
+        if shot:
+            self.shot(page, shot)
+
+    def shot(self, page, name: str) -> None:
+        size = page.viewport_size
+        path = SCREENSHOTS / f"{name}-{size['width']}x{size['height']}.png"
+        page.screenshot(path=str(path), full_page=True)
+        self.shots.append(path.name)
+
+
+def test_main_forms_are_submitted_in_a_real_browser(tour) -> None:
+    """Each main form as it opens, filled as an officer would and sent by the browser itself (its own
+    validation included: the plan form's threshold once made Chromium refuse to send it)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = _browser_or_skip()
+    url = tour["url"]
+    with sync_playwright() as p:
+        b = Browser(p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True), url)
+        try:
+            op = b.open("olive-operator", LAPTOP)
+            # A subject, with an image chosen in the file field.
+            b.visit(op, "/ops/subjects")
+            for field, value in (("#reference", "GH-2"), ("#name", "Grace B. Hopper"), ("#reason", "wanted for a test"),
+                                 ("#image_source", "matplotlib sample"), ("#lawful_basis", "test fixture")):  # fmt: skip
+                op.fill(field, value)
+            op.set_input_files("#images", str(demo_images.grace_hopper_path()))
+            op.locator("#subject-form button[type=submit]").click()
+            expect(op.locator(".flash")).to_contain_text("Subject GH-2 (Grace B. Hopper) saved with 1 new image(s)")
+
+            # The plan form with its defaults: only what has no default is typed.
+            b.visit(op, "/ops/deployments")
+            assert op.input_value("#threshold") == str(deployments.DEFAULT_THRESHOLD)
+            op.fill("#name", "Browser plan")
+            op.fill("#location", "Form Street")
+            op.fill("#camera_source", "rtsp://camera.example/stream")
+            op.locator("#plan-form button[type=submit]").click()
+            op.wait_for_url(re.compile(r"/ops/deployments/\d+\?flash="))
+            expect(op.locator(".flash")).to_contain_text("planned")
+            planned = op.url.split("?")[0]
+
+            # Refused by the server: the form comes back as typed, the reason beside the field.
+            b.visit(op, "/ops/deployments")
+            op.fill("#name", "Too long")
+            op.fill("#location", "Form Street")
+            op.fill("#camera_source", "rtsp://camera.example/stream")
+            op.fill("#end", op.input_value("#start"))
+            op.locator("#plan-form button[type=submit]").click()
+            expect(op.locator("#end-error")).to_have_text("a deployment must end after it starts")
+            refused = [m for m in b.problems if "status of 400" in m]  # the refused form is answered 400, as it should be
+            assert len(refused) == 1 and refused[0].startswith(f"{url}/ops/deployments: "), refused
+            b.problems.remove(refused[0])
+            assert op.input_value("#name") == "Too long" and op.input_value("#location") == "Form Street"
+            assert op.get_attribute("#end", "aria-invalid") == "true"
+            b.shot(op, "ops-plan-refused")
+
+            # Its watchlist, approved by one authorising officer and authorised by another.
+            b.visit(op, planned.removeprefix(url))
+            op.get_by_role("button", name="Build watchlist").click()
+            expect(op.locator(".flash")).to_contain_text("Watchlist built")
+            approver = b.open("adam-authoriser", LAPTOP)
+            b.visit(approver, planned.removeprefix(url))
+            approver.get_by_role("button", name=re.compile("Approve watchlist")).click()
+            expect(approver.locator(".flash")).to_contain_text("approved and frozen")
+            authoriser = b.open("abe-authoriser", LAPTOP)
+            b.visit(authoriser, planned.removeprefix(url))
+            authoriser.fill("#note", "Violent crime hotspot; proportionate")
+            authoriser.get_by_role("button", name="Authorise deployment").click()
+            expect(authoriser.locator(".flash")).to_contain_text("Deployment authorised")
+
+            # Accounts: create one, change its role, disable it (after the browser's confirmation).
+            admin = b.open("ada-admin", LAPTOP)
+            admin.on("dialog", lambda dialog: dialog.accept())
+            b.visit(admin, "/admin/users")
+            admin.fill("#username", "new.officer")
+            admin.fill("#display_name", "New Officer")
+            admin.select_option("#role", "reviewing_officer")
+            admin.fill("#password", PASSWORD)
+            admin.locator("#user-form button[type=submit]").click()
+            expect(admin.locator(".flash")).to_contain_text("Account new.officer created (Reviewing officer)")
+            row = admin.locator("#user-new\\.officer")
+            row.locator("select[name=role]").select_option("auditor")
+            row.get_by_role("button", name="Change role").click()
+            expect(admin.locator(".flash")).to_contain_text("new.officer is now Auditor")
+            admin.locator("#user-new\\.officer").get_by_role("button", name="Disable").click()
+            expect(admin.locator(".flash")).to_contain_text("Account new.officer disabled")
+            expect(admin.locator("#user-new\\.officer")).to_contain_text("disabled")
+
+            # An arrest on a phone: the note goes first, then the outcome; the web asks for a legal hold.
+            phone = b.open("rita-reviewer", PHONE)
+            b.visit(phone, f"/console/alerts/{tour['pending']}")
+            phone.fill("#note", "stopped at the north exit")
+            phone.get_by_role("button", name="Arrest").click()
+            expect(phone.locator(".flash")).to_contain_text("An arrest followed: an authorising officer should")
+            expect(phone.locator("#arrests-unheld")).to_contain_text(f"alert {tour['pending']}")
+            b.visit(approver, f"/console/alerts/{tour['pending']}")
+            approver.locator("#hold-prompt input[name=reason]").fill("Operation Tour, case 7")
+            approver.get_by_role("button", name="Place legal hold").click()
+            expect(approver.locator(".flash")).to_contain_text("is under legal hold")
+            assert approver.url.split("?")[0].endswith(f"/console/alerts/{tour['pending']}")
+        finally:
+            b.browser.close()
+    assert not b.problems, "\n".join(b.problems)
+
+
+def test_every_main_page_without_console_errors_with_screenshots(tour) -> None:
+    """Console and alert at 390×844 (a phone), the operations pages at 1366×768 (a laptop), the public
+    pages at both; no page may log an error or break the content-security policy. Screenshots are
+    written to artifacts/screenshots/ for a person to look at."""
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = _browser_or_skip()
+    url, current, closed = tour["url"], tour["current"], tour["closed"]
+    with sync_playwright() as p:
+        b = Browser(p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True), url)
+        try:
+            # --- A reviewing officer's phone: the console and an alert. -----------------------------------
+            phone = b.open("rita-reviewer", PHONE)
+            b.visit(phone, "/console")
+            expect(phone.locator("#stream-state")).to_contain_text("connected")
+            header = phone.locator("header.top").bounding_box()
+            assert header["height"] < 60, f"the phone header takes {header['height']:.0f} px: it should be one line"
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 390, "the console is wider than the phone"
+            card = phone.locator("#alert-queue .alert-item").first
+            expect(card.locator(".subject-name")).to_have_text("Grace Hopper")
+            expect(card.locator(".subject-ref")).to_have_text("GH-1")
+            assert card.locator("img.thumb").evaluate("i => i.complete && i.naturalWidth > 0")
+            b.shot(phone, "console")
+            phone.get_by_role("button", name="Menu").click()
+            expect(phone.get_by_role("link", name="Public site")).to_be_visible()
+            b.shot(phone, "console-menu-open")
+            phone.get_by_role("button", name="Menu").click()
+            expect(phone.get_by_role("link", name="Public site")).to_be_hidden()
+
+            b.visit(phone, f"/console/alerts/{tour['arrested']}", "alert")
+            first = phone.locator(".compare img").first
+            assert first.evaluate("i => i.complete && i.naturalWidth > 0")
+            first.tap()  # tap to zoom: the image fills the phone's width
+            zoomed = phone.locator(".zoom-overlay img")
+            expect(zoomed).to_be_visible()
+            assert zoomed.bounding_box()["width"] >= 370, zoomed.bounding_box()
+            b.shot(phone, "alert-zoomed")
+            phone.locator(".zoom-overlay").tap()
+            expect(phone.locator(".zoom-overlay")).to_have_count(0)
+            records_phone = b.open("olive-operator", PHONE)
+            b.visit(records_phone, "/ops/records", "records")
+            assert records_phone.evaluate("document.documentElement.scrollWidth") <= 390, "the records table overflows a phone"
+            public_phone = b.open(None, PHONE)
+            b.visit(public_phone, "/public", "public")
+            assert public_phone.evaluate("document.documentElement.scrollWidth") <= 390, "the public results overflow a phone"
+
+            # --- The operations pages on a laptop. --------------------------------------------------------
+            op = b.open("olive-operator", LAPTOP)
+            for path, name in (("/console", "ops-console"), ("/ops/deployments", "ops-deployments"),
+                               (f"/ops/deployments/{current}", "ops-deployment"),
+                               (f"/ops/deployments/{closed}", "ops-deployment-closed"),
+                               ("/ops/subjects", "ops-subjects"), ("/ops/records", "ops-records")):  # fmt: skip
+                b.visit(op, path, name)
+            b.visit(op, f"/ops/deployments/{current}")
+            expect(op.locator("#undecided-alerts")).to_contain_text(f"Alert {tour['pending']}")
+            b.visit(op, "/ops/records")
+            wrap = op.locator(".records-wrap")
+            assert wrap.evaluate("w => w.scrollWidth > w.clientWidth"), "the record table should scroll inside its frame"
+            assert op.locator(".records-wrap td").first.evaluate("c => getComputedStyle(c).position") == "sticky"
+            authoriser = b.open("adam-authoriser", LAPTOP)
+            b.visit(authoriser, "/ops/retention", "ops-retention")
+            b.visit(authoriser, f"/console/alerts/{tour['arrested']}", "ops-alert-hold-prompt")
+            expect(authoriser.locator("#hold-prompt")).to_be_visible()
+            b.visit(b.open("ada-admin", LAPTOP), "/admin/users", "ops-users")
+            b.visit(b.open("audrey-auditor", LAPTOP), "/audit", "ops-audit")
+            examiner = b.open("erin-examiner", LAPTOP)
+            b.visit(examiner, "/rfr", "rfr")
+            missing = examiner.goto(url + "/no/such/page")
+            assert missing.status == 404 and "Not found" in examiner.locator("h1").inner_text()
+            b.problems[:] = [m for m in b.problems if "/no/such/page" not in m]  # the 404 itself is logged, as it should be
+
+            # --- The public site, leaflet and A3 poster (no sign-in). -------------------------------------
+            public = b.open(None, LAPTOP)
+            b.visit(public, "/login", "login")
+            b.visit(public, "/public", "public")
+            b.visit(public, f"/public/deployments/{current}/leaflet", "leaflet")
+            b.visit(public, f"/public/deployments/{current}/poster", "poster")
+            pdf = public.pdf(prefer_css_page_size=True, print_background=True)
+            sizes = re.findall(rb"/MediaBox \[0 0 ([\d.]+) ([\d.]+)\]", pdf)
+            assert len(sizes) == 1, f"the poster must print on one sheet, not {len(sizes)}"
+            width, height = (float(v) for v in sizes[0])
+            assert abs(width - 841.89) < 2 and abs(height - 1190.55) < 2, f"not A3 portrait: {width} × {height} pt"
+            (SCREENSHOTS / "poster-A3.pdf").write_bytes(pdf)
+            favicon = public.request.get(url + "/favicon.ico")
+            assert favicon.status == 200 and favicon.headers["content-type"] == "image/x-icon"
+        finally:
+            b.browser.close()
+    (SCREENSHOTS / "screenshots.json").write_text(json.dumps(sorted(set(b.shots)), indent=2))
+    print(f"\nscreenshots in {SCREENSHOTS}: {', '.join(sorted(set(b.shots)))}")
+    assert not b.problems, "console errors or CSP violations:\n" + "\n".join(b.problems)

@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lfr_helpers import hopper_subject
+from openlfr import config
 from openlfr.api.app import create_app
 from openlfr.services import alerts as alert_service
 from openlfr.services import audit, deployments, subjects, users
@@ -82,6 +83,14 @@ def submit(client: TestClient, url: str, data: dict | None = None, files=None, p
     return text(landed)
 
 
+def refuse(client: TestClient, url: str, data: dict | None = None, files=None, page: str | None = None) -> str:
+    """POST a form that the page must refuse: 400 and the same page again, with what was typed."""
+    token = csrf(client, page or url)
+    response = client.post(url, data={**(data or {}), "csrf_token": token}, files=files, follow_redirects=False)
+    assert response.status_code == 400, (response.status_code, response.text)
+    return text(response)
+
+
 def jpeg(image: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".jpg", image)
     assert ok
@@ -89,7 +98,8 @@ def jpeg(image: np.ndarray) -> bytes:
 
 
 def minute(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M")
+    """A ``datetime-local`` value as an officer types it: in the force's time zone."""
+    return value.astimezone(config.time_zone()).strftime("%Y-%m-%dT%H:%M")
 
 
 def plan_form(name: str = "High Street") -> dict:
@@ -161,16 +171,24 @@ def test_operator_cannot_open_admin_pages_but_admin_creates_accounts(sign_in, st
     created = [e for e in audit.search(store, action="user.create") if e["details"]["username"] == "new.officer"]
     assert created[0]["actor"] == "admin"
 
-    page = submit(admin, "/admin/users", {"username": "weak", "display_name": "Weak", "role": "auditor", "password": "short"})
-    assert "Account not created: the password must be at least 12 characters long" in page
+    page = refuse(admin, "/admin/users", {"username": "weak", "display_name": "Weak Person", "role": "auditor", "password": "short"})
+    assert "Account not created: see the field marked below." in page
+    assert '<p class="field-error" id="password-error">the password must be at least 12 characters long</p>' in page
+    # What was typed comes back (the password never does), so the administrator corrects one field.
+    assert 'id="username" name="username"' in page and 'value="weak"' in page and 'value="Weak Person"' in page
+    assert '<option value="auditor" selected>' in page and "short" not in page
     assert "weak" not in [u["username"] for u in users.list_users(store)]
 
 
 def test_non_image_upload_is_refused_and_nothing_is_stored(sign_in, store: Store) -> None:
     op = sign_in("opr")
     files = [("images", ("notes.txt", b"this is not a photograph", "text/plain"))]
-    page = submit(op, "/ops/subjects", subject_form(), files=files)
-    assert "Subject not saved: notes.txt is not an image in a format OpenLFR can read" in page
+    page = refuse(op, "/ops/subjects", subject_form(), files=files)
+    assert "Subject not saved: see the field marked below." in page
+    assert re.search(r'<p class="field-error" id="images-error">notes.txt is not an image in a format OpenLFR can read', page)
+    # Everything typed is still there; only the file must be chosen again.
+    assert 'value="GH-1"' in page and 'value="Grace Hopper"' in page and ">wanted for a test offence</textarea>" in page
+    assert '<option value="serious-offence" selected>' in page and "Choose the image(s) again" in page
     assert subjects.list_subjects(store) == []
     with store.session() as s:
         assert s.query(ReferenceImage).count() == 0
@@ -178,11 +196,12 @@ def test_non_image_upload_is_refused_and_nothing_is_stored(sign_in, store: Store
     assert not images_dir.exists() or not any(images_dir.iterdir())
 
     # A form sent without any file, or with a missing field, is answered on the page too, not with a 422.
-    page = submit(op, "/ops/subjects", subject_form())
-    assert "choose at least one reference image" in page
-    page = submit(op, "/ops/subjects", {**subject_form(), "review_date": "soon"},
+    page = refuse(op, "/ops/subjects", subject_form())
+    assert 'id="images-error">choose at least one reference image' in page
+    page = refuse(op, "/ops/subjects", {**subject_form(), "review_date": "soon"},
                   files=[("images", ("gh.jpg", jpeg(grace_hopper()), "image/jpeg"))])
-    assert "review date 'soon' is not a date" in page
+    assert 'id="review_date-error">the review date \'soon\' is not a date' in page
+    assert 'aria-invalid="true" aria-describedby="review_date-error"' in page
     assert subjects.list_subjects(store) == []
 
 
@@ -227,8 +246,8 @@ def test_full_lifecycle_through_the_forms(sign_in, store: Store) -> None:
     assert re.search(r"approved and frozen</strong>\s*by auth1 at", page)
 
     # Authorise: a note is required; then a different authorising officer does it.
-    page = submit(auth2, base + "/authorise", {"note": "  "}, page=base)
-    assert "authorisation needs a note" in page
+    page = refuse(auth2, base + "/authorise", {"note": "  ", "override_reason": "kept as typed"}, page=base)
+    assert 'id="note-error">' in page and "authorisation needs a note" in page and 'value="kept as typed"' in page
     page = submit(auth2, base + "/authorise", {"note": "Violent crime hotspot; proportionate"}, page=base)
     assert "Deployment authorised" in page and 'class="status authorised"' in page
     assert "by auth2" in page and "Note: Violent crime hotspot; proportionate" in page
@@ -251,8 +270,14 @@ def test_full_lifecycle_through_the_forms(sign_in, store: Store) -> None:
     assert f"Legal hold on alert {alert_id} lifted" in page
     assert op.post(f"/ops/alerts/{alert_id}/hold", data={"reason": "x", "csrf_token": csrf(op)}).status_code == 403
 
-    # Close as the operator: the watchlist goes, the record is shown here and on the records page.
+    # Close as the operator: an alert without an outcome is named first, and closing needs a tick.
+    page = text(op.get(base))
+    assert 'id="undecided-alerts"' in page and f'<a href="/console/alerts/{alert_id}">Alert {alert_id}</a>' in page
+    assert 'name="undecided_ok" value="yes" required' in page and "1 alert(s) still have no outcome" in page
     page = submit(op, base + "/close", page=base)
+    assert f"1 alert(s) have no outcome yet ({alert_id})" in page and 'class="status closed"' not in page
+    # Then the watchlist goes, the record is shown here and on the records page.
+    page = submit(op, base + "/close", {"undecided_ok": "yes"}, page=base)
     assert "Deployment closed" in page and 'class="status closed"' in page
     assert "Deployment record" in page and "Faces seen (estimate)" in page and "Watchlist size</dt><dd>1" in page
     assert "Go live" not in page and "Close deployment" not in page
@@ -284,8 +309,9 @@ def test_the_planner_may_not_authorise_and_sees_why(app, sign_in, store: Store, 
     page = submit(auth1, base + "/approve", page=base)
     assert "the watchlist must be approved by an officer other than the one who built it" in page
     submit(sign_in("auth2"), base + "/approve", page=base)
-    page = submit(auth1, base + "/authorise", {"note": "my own deployment"}, page=base)
-    assert "the authorising officer must not be the officer who planned the deployment" in page
+    page = refuse(auth1, base + "/authorise", {"note": "my own deployment"}, page=base)
+    assert "Not authorised: the authorising officer must not be the officer who planned the deployment" in page
+    assert ">my own deployment</textarea>" in page
     assert deployments.deployment_detail(store, int(base.rsplit("/", 1)[1]))["status"] == "planned"
     # Not authorised: going live is refused on the page and no camera thread starts.
     page = submit(auth1, base + "/start", page=base)
@@ -293,13 +319,15 @@ def test_the_planner_may_not_authorise_and_sees_why(app, sign_in, store: Store, 
     assert app.state.live.status() == []
     assert "The cameras were not running." in submit(auth1, base + "/stop", page=base)
 
-    # Bad plans are explained on the page, not answered with a 422 or a stack trace.
-    page = submit(auth1, "/ops/deployments", {**plan_form(), "end": plan_form()["start"]})
-    assert "Deployment not planned: a deployment must end after it starts" in page
-    page = submit(auth1, "/ops/deployments", {**plan_form(), "threshold": "high"})
-    assert "the threshold 'high' is not a number" in page
-    page = submit(auth1, "/ops/deployments", {"name": "Only a name"})
-    assert "a deployment needs a name and a location" in page
+    # Bad plans are explained beside the field, with everything typed kept; not a 422 or a stack trace.
+    page = refuse(auth1, "/ops/deployments", {**plan_form(), "end": plan_form()["start"]})
+    assert "Deployment not planned: see the field marked below." in page
+    assert 'id="end-error">a deployment must end after it starts' in page
+    assert 'value="High Street, Croydon"' in page and 'value="51.372"' in page and f'value="{plan_form()["start"]}"' in page
+    page = refuse(auth1, "/ops/deployments", {**plan_form(), "threshold": "high"})
+    assert 'id="threshold-error">the threshold \'high\' is not a number' in page and 'value="high"' in page
+    page = refuse(auth1, "/ops/deployments", {"name": "Only a name"})
+    assert 'id="location-error">enter the deployment\'s location' in page and 'value="Only a name"' in page
     assert auth1.get("/ops/deployments/999").status_code == 404
 
 
@@ -347,3 +375,203 @@ def test_retention_page_lists_holds_and_kept_images_for_the_auditor(sign_in, sto
     assert "/hold" not in page and "/release" not in page
     with store.session() as s:
         assert s.query(Alert).count() == 0
+
+
+# --- issue 13: alerts as an officer reads them, refused forms, error pages, users, closing ------------
+
+
+def alert_for_console(store: Store, engine, outcome: str | None = None) -> tuple[int, int]:
+    """An authorised deployment with one alert of Grace Hopper (no camera runs): (deployment, alert)."""
+    hopper_subject(store, engine)
+    now = datetime.now(UTC)
+    deployment_id = deployments.plan(store, "Console", "Market Square", "crime-hotspot", now - timedelta(minutes=1),
+                                     now + timedelta(hours=1), 0.45, [deployments.CameraSpec("cam-1", "street.mp4")], "opr")
+    deployments.build_watchlist(store, deployment_id, None, "opr")
+    deployments.approve_watchlist(store, deployment_id, "auth1")
+    deployments.authorise(store, deployment_id, "auth2", "necessary and proportionate")
+    with store.session() as s:
+        entry_id = s.query(WatchlistEntry).first().id
+    face = cv2.resize(grace_hopper(), (112, 112))
+    alert_id = alert_service.record_alert(store, alert_service.NewAlert(
+        deployment_id, "cam-1", 1, entry_id, "GH-1", "Grace Hopper", "serious-offence", 0.8123, 0.45,
+        datetime(2026, 7, 1, 13, 5, 9, 123456, tzinfo=UTC), 120.0, face, np.full((240, 320, 3), 90, np.uint8)))
+    if outcome:
+        alert_service.record_outcome(store, alert_id, outcome, "reviewer")
+    return deployment_id, alert_id
+
+
+def test_alert_card_and_page_say_who_with_a_thumbnail_and_the_note_before_the_buttons(sign_in, store: Store, engine) -> None:
+    _deployment_id, alert_id = alert_for_console(store, engine)
+    reviewer = sign_in("reviewer")
+    console = text(reviewer.get("/console"))
+    card = console[console.index(f'id="alert-{alert_id}"'):console.index("</li>", console.index(f'id="alert-{alert_id}"'))]
+    assert '<strong class="subject-name">Grace Hopper</strong> <span class="subject-ref">GH-1</span>' in card
+    assert "Wanted by police or courts: other serious offence" in card
+    assert f'<img class="thumb" src="/api/v1/alerts/{alert_id}/images/reference" alt="Watchlist image of Grace Hopper"' in card
+    assert reviewer.get(f"/api/v1/alerts/{alert_id}/images/reference").headers["content-type"] == "image/jpeg"
+    assert "Seen again" not in card  # no sightings: nothing shown
+
+    page = text(reviewer.get(f"/console/alerts/{alert_id}"))
+    assert "<h1>Alert 1: Grace Hopper" in page and '<span class="subject-ref">GH-1</span>' in page
+    assert "<dt>Category</dt><dd>Wanted by police or courts: other serious offence</dd>" in page
+    assert page.index('id="note"') < page.index('name="choice"'), "the note must come before the buttons that submit"
+    assert page.count("(tap to zoom)") == 2 and 'tabindex="0"' in page
+
+
+def test_sightings_merged_into_an_alert_are_shown_on_card_and_page(sign_in, store: Store, engine, monkeypatch) -> None:
+    """Another part of the system merges repeat sightings into ``sightings``: the pages show them when present."""
+    from openlfr.web import pages
+
+    _deployment_id, alert_id = alert_for_console(store, engine)
+    seen = [{"time": "2026-07-01T13:05:40+00:00", "camera": "cam-2", "score": 0.7712}]
+    listed, payload = alert_service.list_alerts, pages.alert_payload
+    monkeypatch.setattr(alert_service, "list_alerts", lambda *a, **k: [{**x, "sightings": seen} for x in listed(*a, **k)])
+    monkeypatch.setattr(pages, "alert_payload", lambda *a: {**payload(*a), "sightings": seen})
+    reviewer = sign_in("reviewer")
+    for page in (text(reviewer.get("/console")), text(reviewer.get(f"/console/alerts/{alert_id}"))):
+        assert "Seen again 1 time(s):" in page and "<li>1 Jul 2026 14:05:40 · camera cam-2 · score 0.771</li>" in page
+    # A payload without the key renders nothing, rather than failing.
+    monkeypatch.setattr(pages, "alert_payload", lambda *a: {k: v for k, v in payload(*a).items() if k != "sightings"})
+    assert "Seen again" not in text(reviewer.get(f"/console/alerts/{alert_id}"))
+
+
+def test_times_are_worded_in_the_force_time_zone_and_typed_in_it(sign_in, store: Store, engine, monkeypatch) -> None:
+    deployment_id, alert_id = alert_for_console(store, engine)
+    reviewer, auditor = sign_in("reviewer"), sign_in("auditor")
+    page = text(reviewer.get(f"/console/alerts/{alert_id}"))
+    assert "<dt>Time</dt><dd>1 Jul 2026 14:05:09</dd>" in page  # 13:05:09 UTC is 14:05:09 in London in July
+    assert "Times are Europe/London time." in page
+    monkeypatch.setenv("OPENLFR_TIME_ZONE", "America/New_York")
+    page = text(reviewer.get(f"/console/alerts/{alert_id}"))
+    assert "<dt>Time</dt><dd>1 Jul 2026 09:05:09</dd>" in page and "Times are America/New_York time." in page
+    for path in ("/console", f"/console/alerts/{alert_id}", f"/ops/deployments/{deployment_id}", "/ops/deployments"):
+        shown = text(reviewer.get(path))
+        assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", shown.replace('value="', "")), path  # no ISO "T" on screen
+        assert ".123456" not in shown and "+00:00" not in shown, path
+    when = re.findall(r'<td data-label="When">([^<]*)</td>', text(auditor.get("/audit")))
+    assert when and all(re.fullmatch(r"\d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d", w) for w in when), when
+
+    # A time typed into a form is read in the same zone: 09:00 in New York is 13:00 UTC in July.
+    op = sign_in("opr")
+    form = {**plan_form("Typed"), "start": "2026-07-01T09:00", "end": "2026-07-01T12:00"}
+    location = op.post("/ops/deployments", data={**form, "csrf_token": csrf(op, "/ops/deployments")},
+                       follow_redirects=False).headers["location"]
+    planned = deployments.deployment_detail(store, int(location.split("?")[0].rsplit("/", 1)[1]))
+    assert planned["start"].startswith("2026-07-01T13:00") and planned["end"].startswith("2026-07-01T16:00")
+    assert "1 Jul 2026 09:00 to 12:00" in text(op.get(location.split("?")[0]))
+    monkeypatch.setenv("OPENLFR_TIME_ZONE", "Mars/Olympus_Mons")
+    with pytest.raises(ValueError, match="OPENLFR_TIME_ZONE"):
+        config.time_zone()
+
+
+def test_plan_form_opens_submittable_with_the_pack_threshold(sign_in) -> None:
+    """The browser refuses a number whose value is off the field's step: 0.727 with step=0.01 could not be sent."""
+    page = text(sign_in("opr").get("/ops/deployments"))
+    field = re.search(r'<input id="threshold"[^>]*>', page).group(0)
+    assert 'step="any"' in field and 'value="0.45"' in field  # the fixture's SFace pack; the fused pack's is 0.727
+    assert re.search(r'<input id="start"[^>]*value="\d{4}-\d\d-\d\dT\d\d:\d\d"', page)
+
+
+def test_recording_an_arrest_prompts_a_legal_hold_on_the_web(sign_in, store: Store, engine) -> None:
+    _deployment_id, alert_id = alert_for_console(store, engine)
+    reviewer = sign_in("reviewer")
+    # A refused outcome comes back with the note as typed.
+    page = refuse(reviewer, f"/console/alerts/{alert_id}/outcome", {"choice": "no-action", "note": "typed before tapping"},
+                  page=f"/console/alerts/{alert_id}")
+    assert "Not recorded: outcome no-action needs the officer's judgement" in page and 'value="typed before tapping"' in page
+
+    page = submit(reviewer, f"/console/alerts/{alert_id}/outcome", {"choice": "arrest"}, page=f"/console/alerts/{alert_id}")
+    assert f"Alert {alert_id}: Arrest recorded. An arrest followed: an authorising officer should now place a legal hold" in page
+    assert 'id="arrests-unheld"' in page and f'<a href="/console/alerts/{alert_id}">alert {alert_id}</a>' in page
+    assert "Ask an authorising officer to place it" in text(reviewer.get(f"/console/alerts/{alert_id}"))
+
+    auth1 = sign_in("auth1")
+    assert "arrest: a legal hold is advised" in text(auth1.get("/ops/retention"))
+    page = text(auth1.get(f"/console/alerts/{alert_id}"))
+    assert 'id="hold-prompt"' in page and f'action="/ops/alerts/{alert_id}/hold"' in page
+    assert f'name="next" value="/console/alerts/{alert_id}"' in page
+    page = submit(auth1, f"/ops/alerts/{alert_id}/hold", {"reason": "Case 7", "next": f"/console/alerts/{alert_id}"},
+                  page=f"/console/alerts/{alert_id}")
+    assert f"Alert {alert_id} is under legal hold" in page and "<dt>Legal hold</dt><dd>yes</dd>" in page
+    assert 'id="hold-prompt"' not in page and 'id="arrests-unheld"' not in text(reviewer.get("/console"))
+    # ``next`` leads only to this site's own pages.
+    token = csrf(auth1, "/ops/retention")
+    response = auth1.post(f"/ops/alerts/{alert_id}/hold", data={"reason": "x", "next": "//evil.example/", "csrf_token": token},
+                          follow_redirects=False)
+    assert response.headers["location"].startswith("/ops/retention")
+
+
+def test_users_page_disables_enables_and_changes_roles_audited(sign_in, store: Store) -> None:
+    admin, op = sign_in("admin"), sign_in("opr")
+    ids = {u["username"]: u["id"] for u in users.list_users(store)}
+    page = text(admin.get("/admin/users"))
+    assert f'action="/admin/users/{ids["opr"]}/active"' in page and f'action="/admin/users/{ids["opr"]}/role"' in page
+
+    page = submit(admin, f"/admin/users/{ids['opr']}/active", {"active": "no"}, page="/admin/users")
+    assert "Account opr disabled: its sessions and API tokens were ended." in page
+    assert op.get("/ops/deployments", follow_redirects=False).headers["location"].startswith("/login")  # session ended
+    disabled = audit.search(store, action="user.disable")
+    assert disabled[0]["actor"] == "admin" and disabled[0]["details"]["username"] == "opr"
+    page = submit(admin, f"/admin/users/{ids['opr']}/active", {"active": "yes"}, page="/admin/users")
+    assert "Account opr enabled." in page and audit.search(store, action="user.enable")[0]["actor"] == "admin"
+
+    page = submit(admin, f"/admin/users/{ids['reviewer']}/role", {"role": "auditor"}, page="/admin/users")
+    assert "reviewer is now Auditor." in page
+    assert users.get_user(store, ids["reviewer"])["role"] == "auditor"
+    changed = audit.search(store, action="user.role")[0]
+    assert changed["actor"] == "admin" and changed["details"] == {"username": "reviewer", "from": "reviewing_officer", "to": "auditor"}
+
+    # The service's own rules answer on the page: the last administrator stays, unknown roles are refused.
+    page = submit(admin, f"/admin/users/{ids['admin']}/active", {"active": "no"}, page="/admin/users")
+    assert "Account not changed: admin is the last active administrator" in page
+    page = submit(admin, f"/admin/users/{ids['opr']}/role", {"role": "superuser"}, page="/admin/users")
+    assert "Role not changed: role 'superuser' does not exist" in page
+    op = sign_in("opr")  # enabled again: signs in anew; an operator may not change accounts
+    token = csrf(op, "/ops/deployments")
+    assert op.post(f"/admin/users/{ids['auth1']}/active", data={"active": "no", "csrf_token": token}).status_code == 403
+
+
+def test_browsers_get_styled_error_pages_and_programs_get_json(app, sign_in) -> None:
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    op = sign_in("opr")
+    page = op.get("/admin/users", headers=html)
+    assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>Not allowed" in page.text and "your role (operator) may not GET /admin/users" in page.text
+    assert 'href="/static/app.css"' in page.text and "Opr · Operator" in page.text  # the site's page, signed in
+    assert op.get("/admin/users").json() == {"detail": "your role (operator) may not GET /admin/users"}
+
+    missing = op.get("/no/such/page", headers=html)
+    assert missing.status_code == 404 and "<h1>Not found" in missing.text and "Opr · Operator" in missing.text
+    assert op.get("/no/such/page").json() == {"detail": "Not Found"}
+    assert op.get("/ops/deployments/999", headers=html).status_code == 404
+    bad = op.get("/console/alerts/not-a-number", headers=html)
+    assert bad.status_code == 422 and "<h1>That address or form was not understood" in bad.text
+    forged = op.post("/ops/deployments", data={**plan_form(), "csrf_token": "forged"}, headers=html)
+    assert forged.status_code == 403 and "CSRF" in forged.text and forged.headers["content-type"].startswith("text/html")
+    # The API stays JSON even for a browser, and anonymous browsers are sent to sign in.
+    api = op.get("/api/v1/users", headers=html)
+    assert api.status_code == 403 and api.headers["content-type"] == "application/json"
+    with TestClient(app) as anonymous:
+        assert anonymous.get("/api/v1/alerts", headers=html).json()["detail"].startswith("sign in first")
+        gone = anonymous.get("/nowhere", headers=html)
+        assert gone.status_code == 404 and 'href="/login"' in gone.text
+        assert anonymous.get("/console", headers=html, follow_redirects=False).headers["location"] == "/login?next=/console"
+
+
+def test_favicon_is_served_from_the_package(app) -> None:
+    with TestClient(app) as anonymous:
+        icon = anonymous.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00" and len(icon.content) < 20_000
+
+
+def test_rfr_search_form_keeps_what_was_typed(app, store: Store) -> None:
+    users.create_user(store, "exa", "Exa", "examiner", PASSWORD, created_by="setup")
+    with TestClient(app) as examiner:
+        examiner.post("/login", data={"username": "exa", "password": PASSWORD})
+        page = refuse(examiner, "/rfr/searches", {"case_reference": " ", "justification": "CCTV of the suspect, case 9",
+                                                  "top_k": "7"}, files=[("probe", ("p.jpg", jpeg(grace_hopper()), "image/jpeg"))],
+                      page="/rfr")  # fmt: skip
+    assert "Search not started: see the field marked below." in page
+    assert 'id="case_reference-error">a search needs the case reference' in page
+    assert ">CCTV of the suspect, case 9</textarea>" in page and 'value="7"' in page and "Choose the probe again" in page

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -118,7 +119,8 @@ def test_anonymous_access_and_what_is_announced(client: TestClient, world: World
     rows = announced.json()
     assert [r["id"] for r in rows] == [world.live, world.upcoming]  # soonest first; planned not announced
     assert {r["status"] for r in rows} == {"live", "authorised"}
-    assert set(rows[0]) == {"id", "location", "latitude", "longitude", "date", "start", "end", "use_case", "status"}
+    assert set(rows[0]) == {"id", "location", "latitude", "longitude", "date", "start", "end", "use_case", "status", "public_status"}
+    assert [r["public_status"] for r in rows] == ["live", "planned"]
     assert rows[0]["use_case"] == "Crime hotspot" and rows[0]["start"].endswith("+00:00")
 
     records = client.get("/api/v1/public/records")
@@ -133,15 +135,36 @@ def test_anonymous_access_and_what_is_announced(client: TestClient, world: World
 
 def test_leaflet_says_what_the_public_needs_to_know(client: TestClient, world: World, monkeypatch) -> None:
     page = client.get(f"/public/deployments/{world.upcoming}/leaflet").text
-    assert 'class="leaflet"' in page and "Quayside Arena" in page and "Crime hotspot" in page and "UTC" in page
+    assert 'class="leaflet"' in page and "Quayside Arena" in page and "Crime hotspot" in page
+    assert "(Europe/London time)" in page and not re.search(r"\d{4}-\d\d-\d\dT", page)  # the force's clock, in words
     assert "not an offence" in page and "walk away" in page
     assert "deleted immediately and automatically" in page and "31 days" in page
     assert "data protection officer" in page and "the police force" in page
     assert 'href="/public"' in page
     monkeypatch.setenv("OPENLFR_FORCE_NAME", "Westshire Constabulary")
-    monkeypatch.setenv("OPENLFR_CONTACT", "dpo@westshire.example")
+    monkeypatch.setenv("OPENLFR_CONTACT", "dpo@westshire.example")  # the name earlier releases read
     page = client.get(f"/public/deployments/{world.upcoming}/leaflet").text
     assert "Westshire Constabulary" in page and "dpo@westshire.example" in page
+    monkeypatch.setenv("OPENLFR_FORCE_CONTACT", "lfr@westshire.example")
+    assert "lfr@westshire.example" in client.get(f"/public/deployments/{world.upcoming}/leaflet").text
+
+
+def test_a3_poster_for_each_announced_deployment(client: TestClient, world: World, monkeypatch) -> None:
+    """The sign placed around a deployment: the leaflet's facts in large type, printed on one A3 sheet."""
+    page = client.get(f"/public/deployments/{world.upcoming}/poster")
+    assert page.status_code == 200 and 'class="poster"' in page.text and "poster-page" in page.text
+    for needed in ("Quayside Arena", "Crime hotspot", "not an offence", "deleted immediately", "the police force",
+                   f"/public/deployments/{world.upcoming}/leaflet"):
+        assert needed in page.text, needed
+    assert "<img" not in page.text and SUBJECT_NAME not in page.text and "north-gate" not in page.text
+    assert client.get(f"/public/deployments/{world.planned}/poster").status_code == 404
+    assert f'href="/public/deployments/{world.upcoming}/poster"' in client.get(f"/public/deployments/{world.upcoming}/leaflet").text
+    css = client.get("/static/app.css").text
+    assert re.search(r"@page poster \{ size: A3 portrait;", css) and "body.poster-page, .poster { page: poster; }" in css
+    monkeypatch.setenv("OPENLFR_FORCE_NAME", "Westshire Constabulary")
+    monkeypatch.setenv("OPENLFR_FORCE_CONTACT", "lfr@westshire.example")
+    page = client.get(f"/public/deployments/{world.upcoming}/poster").text
+    assert "Westshire Constabulary" in page and "lfr@westshire.example" in page and "the police force" not in page
 
 
 def test_csv_and_json_have_the_met_columns_and_filters_work(client: TestClient, world: World) -> None:
@@ -200,7 +223,8 @@ def test_public_site_reveals_no_person_officer_camera_or_image(client: TestClien
     paths = ["/public", "/public?location=zorb", "/public?date_from=2025-01-01",
              "/api/v1/public/deployments", "/api/v1/public/records", "/api/v1/public/records?format=json",
              "/api/v1/public/records?format=csv"]
-    paths += [f"/public/deployments/{i}/leaflet" for i in (world.closed, world.upcoming, world.live, world.planned)]
+    paths += [f"/public/deployments/{i}/{kind}" for i in (world.closed, world.upcoming, world.live, world.planned)
+              for kind in ("leaflet", "poster")]
     forbidden = [SUBJECT_NAME, "Quillfeather", SUBJECT_REF, SUBJECT_ADDER, PLANNER, AUTHORISER, CLOSER, DECIDER,
                  OP_NAME, NOTE, CAMERA_SOURCE, "secret-feeds", STREAM_SOURCE, "north-gate", "robbery",
                  "<img", "/9j/", "data:image", "base64", "JFIF"]

@@ -11,13 +11,12 @@ from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from openlfr import __version__
-from openlfr.api import openapi
+from openlfr.api import docs, openapi
 from openlfr.api.security import LoginRequired, authorize, parse_trusted_proxies
 from openlfr.core import FaceEngine
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
@@ -43,26 +42,6 @@ class EngineHolder:
             if purpose not in self._engines:
                 self._engines[purpose] = self._factory(purpose)
             return self._engines[purpose]
-
-
-OPENAPI_URL = "/api/v1/openapi.json"
-DOCS_URL = "/api/v1/docs"
-
-
-def _docs_router(app: FastAPI) -> APIRouter:
-    """The OpenAPI document and its docs page, as ordinary routes so the policy table governs them
-    (FastAPI's built-in ones bypass every dependency)."""
-    router = APIRouter(include_in_schema=False)
-
-    @router.get(OPENAPI_URL)
-    def openapi_document() -> JSONResponse:
-        return JSONResponse(app.openapi())
-
-    @router.get(DOCS_URL)
-    def docs_page() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{app.title} API")
-
-    return router
 
 
 def create_app(
@@ -133,6 +112,9 @@ def create_app(
     app.add_exception_handler(AuthError, error(401))
     app.add_exception_handler(PermissionDenied, error(403))
     app.add_exception_handler(OpenLFRError, error(400))
+    from openlfr.web import errors as web_errors
+
+    web_errors.install(app)  # the same answers, as styled pages when a browser asks for a page
 
     from openlfr.api.routes import admin, alerts, auth, deployments, public, rfr, subjects
     from openlfr.web import ops_pages, pages, public_pages, rfr_pages
@@ -144,7 +126,8 @@ def create_app(
     app.include_router(ops_pages.router, dependencies=guarded)
     app.include_router(rfr_pages.router, dependencies=guarded)
     app.include_router(public_pages.router, dependencies=guarded)
-    app.include_router(_docs_router(app), dependencies=guarded)
+    app.include_router(docs.docs_router(app), dependencies=guarded)
+    docs.mount_static(app)  # Swagger UI's files, before /static would shadow them
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     openapi.install(app)  # security schemes and each route's error answers, from the policy table
 

@@ -5,6 +5,7 @@ which every route goes through. This module adds, in one place rather than per r
 
 * the security schemes (a bearer token, or the console's session cookie) and, per operation, whether
   it needs them (public routes declare ``security: []``);
+* each operation's summary and description (:mod:`openlfr.api.operation_docs`) and who may call it;
 * the error responses each operation really returns, derived from its rule in
   :data:`openlfr.api.policy.RULES` and its parameters: **401** without valid credentials (every
   non-public route), **403** when the policy refuses the caller's role (every route not open to all
@@ -24,11 +25,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from openlfr.api.operation_docs import OPERATIONS, who_may_call
 from openlfr.api.policy import ANY_STAFF, PUBLIC, rule_for
 
 BEARER = "bearerAuth"
 COOKIE = "sessionCookie"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+#: Starts the last paragraph of every description, which names the roles that may call the operation.
+WHO_MAY_CALL = "**Who may call it:**"
 
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     BEARER: {
@@ -115,8 +119,19 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int
     return statuses
 
 
+def describe(operation: dict[str, Any], key: str, rule: frozenset[str] | None) -> None:
+    """The operation's summary and description from :data:`OPERATIONS` (the route's docstring where it
+    has no entry), ending with who may call it, in words, from the policy table."""
+    summary, text = OPERATIONS.get(key, (None, None))
+    if summary:
+        operation["summary"] = summary
+    body = (text or operation.get("description") or "").strip()
+    operation["description"] = f"{body}\n\n{WHO_MAY_CALL} {who_may_call(rule)}".lstrip()
+
+
 def complete(document: dict[str, Any]) -> dict[str, Any]:
-    """Add the security schemes and the derived error responses to FastAPI's document (in place)."""
+    """Add the security schemes, each operation's description and the derived error responses to
+    FastAPI's document (in place)."""
     components = document.setdefault("components", {})
     components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
     components.setdefault("schemas", {}).setdefault("Error", ERROR_MODEL)
@@ -124,6 +139,7 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
         for method, operation in operations.items():
             rule = rule_for(method.upper(), path)
             operation["security"] = [] if rule is PUBLIC else [{BEARER: []}, {COOKIE: []}]
+            describe(operation, f"{method.upper()} {path}", rule)
             responses = operation.setdefault("responses", {})
             for status in sorted(error_statuses(method, path, operation)):
                 if str(status) in responses:

@@ -112,6 +112,8 @@ RULES: dict[str, frozenset[str]] = {
     "GET /audit": frozenset({AUDITOR}),
     "GET /admin/users": frozenset({ADMIN}),
     "POST /admin/users": frozenset({ADMIN}),
+    "POST /admin/users/{user_id}/active": frozenset({ADMIN}),
+    "POST /admin/users/{user_id}/role": frozenset({ADMIN}),
     "GET /rfr": frozenset({EXAMINER}),
     "POST /rfr/searches": frozenset({EXAMINER}),
     "GET /rfr/searches/{search_id}": frozenset({EXAMINER}),
@@ -122,6 +124,8 @@ RULES: dict[str, frozenset[str]] = {
     "POST /rfr/candidates/{candidate_id}/confirmation": frozenset({EXAMINER}),
     "GET /public": PUBLIC,
     "GET /public/deployments/{deployment_id}/leaflet": PUBLIC,
+    "GET /public/deployments/{deployment_id}/poster": PUBLIC,
+    "GET /favicon.ico": PUBLIC,
 }
 
 

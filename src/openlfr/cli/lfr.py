@@ -129,7 +129,7 @@ def deployments_plan(
     as_json: JsonOpt = False,
 ) -> None:
     """Plan a deployment (it cannot go live until its watchlist is approved and it is authorised)."""
-    from openlfr.services.deployments import CameraSpec, plan
+    from openlfr.services.deployments import CameraSpec, deployment_detail, plan
     from openlfr.storage import Store
 
     specs = []
@@ -156,11 +156,16 @@ def deployments_plan(
         longitude,
         n,
         m,
+        check_sources=True,
     )
+    cameras = deployment_detail(Store(home), deployment_id)["cameras"]
+    problems = {c["name"]: c["reason"] for c in cameras if c["state"] == "unreachable"}
     if as_json:
-        emit_json({"deployment_id": deployment_id})
+        emit_json({"deployment_id": deployment_id, "camera_warnings": problems})
     else:
         console.print(f"Planned deployment {deployment_id}: {name} at {location}.")
+        for cam_name, problem in problems.items():
+            console.print(f"[yellow]Warning: camera {cam_name} cannot be opened now ({problem}); going live will refuse it.[/]")
 
 
 @deployments_app.command("list")
@@ -246,11 +251,15 @@ def deployments_close(
 
 
 def print_record(record: dict) -> None:
+    """The record in words, times in the force's time zone (``--json`` / ``--csv`` give the published columns)."""
+    from openlfr import config
+    from openlfr.services.records import record_in_words
+
     table = Table(title=f"Deployment record {record['deployment_id']}", show_header=False)
-    table.add_column("column")
+    table.add_column("what")
     table.add_column("value")
-    for key, value in record.items():
-        table.add_row(key.replace("_", " "), str(value))
+    for label, value in record_in_words(record, config.time_zone()):
+        table.add_row(label, value)
     console.print(table)
 
 
@@ -288,6 +297,10 @@ def live(
     deployment: Annotated[int, typer.Option("--deployment", help="An authorised deployment.")],
     max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="Stop after this long.")] = None,
     realtime: Annotated[bool, typer.Option(help="Pace video files at their frame rate, dropping frames when busy.")] = True,
+    repeat_window: Annotated[
+        float,
+        typer.Option("--repeat-window", min=0, help="Seconds within which a subject's further alerts merge into the first."),
+    ] = 120.0,
     home: HomeOpt = None,
     pack: PackOpt = None,
     as_json: JsonOpt = False,
@@ -313,12 +326,18 @@ def live(
         if not as_json:
             console.print(f"[yellow]{camera}[/]: {message}")
 
+    def show_sighting(alert_id: int, event) -> None:
+        if not as_json:
+            console.print(f"[red]alert {alert_id}[/]: {event.name} seen again on camera {event.camera} (score {event.score:.3f})")
+
     report = run_deployment(
-        store, engine, deployment, realtime=realtime, max_seconds=max_seconds, on_alert=show_alert, on_event=show_event
-    )
+        store, engine, deployment, realtime=realtime, max_seconds=max_seconds, on_alert=show_alert, on_event=show_event,
+        on_sighting=show_sighting, repeat_window_s=repeat_window,
+    )  # fmt: skip
     if as_json:
         emit_json(report.as_dict())
         return
+    console.print(f"Deployment {deployment} is now {report.status}.")
     for cam in report.cameras:
         console.print(
             f"{cam['camera']}: {cam['frames_processed']} frames processed, {cam['frames_dropped']} dropped "
@@ -542,6 +561,12 @@ def evaluate_walkby(
     out: Annotated[Path | None, typer.Option("--out", help="Write the full result as JSON here.")] = None,
     pool: Annotated[bool, typer.Option("--pool", help="Also alert on each track's pooled template.")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Also write live.html and live.json into this folder.")] = None,
+    process_every: Annotated[
+        int, typer.Option("--process-every", min=1, help="With --no-realtime: process every k-th frame (k times too slow)."),
+    ] = 1,
+    repeat_window: Annotated[
+        float, typer.Option("--repeat-window", min=0, help="Seconds in which a subject's further alerts merge into the first.")
+    ] = 120.0,
     pack: PackOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -563,6 +588,8 @@ def evaluate_walkby(
             confirm=(n, m),
             pool_templates=pool,
             progress=lambda done, total: bar.update(task, completed=done, total=total, rate="subjects"),
+            drop_frame=(lambda index: index % process_every != 0) if process_every > 1 else None,
+            repeat_window_s=repeat_window,
         )
     if report:
         from openlfr.evaluation import live_report
@@ -583,6 +610,7 @@ def evaluate_walkby(
         f"({result.alerted_rate:.1%})\n"
         f"  false alerts: {result.false_alerts} in {result.faces_seen} faces seen = "
         f"{'n/a' if per_10000 is None else f'{per_10000:.1f}'} per 10,000 faces; duplicate alerts: {result.duplicate_alerts}; "
-        f"passes with exactly one alert: {result.passes_with_one_alert}\n"
+        f"passes with exactly one alert: {result.passes_with_one_alert}; "
+        f"further sightings merged into an alert: {result.merged_sightings}\n"
         f"  faces seen: {result.faces_seen}; {walkby.latency_summary(result)}"
     )

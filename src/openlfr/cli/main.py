@@ -225,7 +225,8 @@ def demo(
     """The whole live loop on images that ship with dependencies: watchlist, authorised deployment, live
     camera, alert for Grace Hopper and none for Eileen Collins, an officer's outcome, the published record."""
     from openlfr.cli.lfr import print_record
-    from openlfr.services.demo import run_demo
+    from openlfr.models.packs import pack_title
+    from openlfr.services.demo import run_demo, stored_files_in_words
 
     temporary = home is None
     root = Path(tempfile.mkdtemp(prefix="openlfr-demo-")) if temporary else home
@@ -233,15 +234,13 @@ def demo(
         console.rule("OpenLFR demo: live facial recognition, end to end")
         console.print(f"Data directory: {root} (SQLite and encrypted files; nothing to start)")
         engine = engine_for(None, root)
-        models = "SFace and dlib ResNet recognisers, fused" if engine.second else "SFace recogniser"
-        console.print(f"Model pack: {engine.pack_id} (YuNet detector; {models})")
+        console.print(f"Face recogniser: {pack_title(engine.pack_id)} (the default for watchlists and live deployments)")
         result = run_demo(engine, root, say=lambda line: console.print(line, highlight=False))
         print_record(result.record)
         alerted = {a["name"] for a in result.alerts}
         console.print(
             f"Alerted: {', '.join(sorted(alerted)) or 'nobody'}. Eileen Collins raised no alert, and nothing derived "
-            f"from her face was stored: the data directory holds only {', '.join(result.files_left)} "
-            "(the database, the key, the audit trail's anchor, Hopper's encrypted reference and alert images)."
+            f"from her face was stored: the data directory holds only {stored_files_in_words(result.files_left)}."
         )
     finally:
         if temporary and not keep:

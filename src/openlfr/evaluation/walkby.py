@@ -22,7 +22,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,6 +34,7 @@ from openlfr.core.types import Detection, Face, QualityReport
 from openlfr.errors import NoFaceError, OpenLFRError, QualityError
 from openlfr.live.runner import run_deployment
 from openlfr.services import deployments
+from openlfr.services.alerts import REPEAT_WINDOW_S
 from openlfr.services.subjects import SubjectInfo, add_subject
 from openlfr.simulation.walkby import Scenario
 from openlfr.storage import Store
@@ -61,6 +62,10 @@ class WalkbyResult:
     false: list[dict] = field(default_factory=list)
     #: The watchlist size the truth asks for (the enrolled one is ``enrolled_subjects``).
     planned_watchlist_size: int = 0
+    #: Further sightings merged into an earlier alert of the same subject (``repeat_window_s``) that
+    #: fall within a pass of that subject. Merged sightings that do not are counted in ``false_alerts``:
+    #: the officer is shown them as the subject.
+    merged_sightings: int = 0
 
     @property
     def alerted_rate(self) -> float:
@@ -213,10 +218,13 @@ def run(
     *,
     progress: Progress = None,
     remember: bool = True,
+    drop_frame: Callable[[int], bool] | None = None,
+    repeat_window_s: float = REPEAT_WINDOW_S,
 ) -> WalkbyResult:
     return run_with_events(
-        engine, truth_path, video_path, threshold, realtime, home, confirm, pool_templates, progress=progress, remember=remember
-    )[0]
+        engine, truth_path, video_path, threshold, realtime, home, confirm, pool_templates, progress=progress,
+        remember=remember, drop_frame=drop_frame, repeat_window_s=repeat_window_s,
+    )[0]  # fmt: skip
 
 
 def run_with_events(
@@ -231,11 +239,15 @@ def run_with_events(
     *,
     progress: Progress = None,
     remember: bool = True,
+    drop_frame: Callable[[int], bool] | None = None,
+    repeat_window_s: float = REPEAT_WINDOW_S,
 ) -> tuple[WalkbyResult, Scenario, list[tuple[float, str]]]:
     """:func:`run`, also returning the scenario and the alert events (video time, subject) for time-to-alert.
 
     ``progress(done, total)`` follows the enrolment of the watchlist; ``remember`` keeps the reference
     images' faces beside the truth file for the next run (:class:`RememberedFaces`).
+    ``drop_frame(index)`` (not in real time) says which frames to skip, as a busy machine would
+    drop them, deterministically.
     """
     truth_path = Path(truth_path)
     scenario = Scenario.from_json(json.loads(truth_path.read_text()))
@@ -271,17 +283,21 @@ def run_with_events(
             override_reason="walk-by evaluation on simulated video; no real deployment",
         )  # fmt: skip
         events: list[tuple[float, str]] = []
+        sightings: list[tuple[float, str]] = []
         report = run_deployment(
             store,
             engine,
             deployment_id,
             realtime=realtime,
             on_alert=lambda _id, e: events.append((e.frame.index / scenario.fps, e.reference)),
+            on_sighting=lambda _id, e: sightings.append((e.frame.index / scenario.fps, e.reference)),
             pool_templates=pool_templates,
+            drop_frame=drop_frame,
+            repeat_window_s=repeat_window_s,
         )
         record = deployments.close(store, deployment_id, "evaluator")
         store.close()
-    result = score(scenario, events, enrolled, skipped, report.faces_seen, report.cameras[0], threshold, record)
+    result = score(scenario, events, enrolled, skipped, report.faces_seen, report.cameras[0], threshold, record, sightings)
     return result, scenario, events
 
 
@@ -294,6 +310,7 @@ def score(
     camera: dict,
     threshold: float,
     record: dict,
+    sightings: Sequence[tuple[float, str]] = (),
 ) -> WalkbyResult:
     wanted = [p for p in scenario.passes if p.watchlisted]
     per_pass = {p.index: 0 for p in wanted}
@@ -308,6 +325,14 @@ def score(
             false_alerts += 1
             in_view = [p.identity for p in scenario.passes if p.t_enter - BEFORE_S <= t <= p.t_exit + AFTER_S]
             false.append({"t": round(t, 2), "alerted_as": reference, "in_view": in_view})
+    merged = 0
+    for t, reference in sightings:
+        if any(p.identity == reference and p.t_enter - BEFORE_S <= t <= p.t_exit + AFTER_S for p in wanted):
+            merged += 1
+        else:
+            false_alerts += 1
+            in_view = [p.identity for p in scenario.passes if p.t_enter - BEFORE_S <= t <= p.t_exit + AFTER_S]
+            false.append({"t": round(t, 2), "alerted_as": reference, "in_view": in_view, "merged_sighting": True})
     missed = [
         {"identity": p.identity, "t_enter": p.t_enter, "width": [p.width_start, p.width_end], "blur": p.blur_sigma}
         for p in wanted
@@ -330,6 +355,7 @@ def score(
         missed=missed,
         false=false,
         planned_watchlist_size=scenario.target_watchlist_size,
+        merged_sightings=merged,
     )
 
 

@@ -42,9 +42,8 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from openlfr.services.custody import custody_template_context
 from openlfr.storage import Store
-from openlfr.storage.crypto import Cipher
+from openlfr.storage.crypto import Cipher, custody_template_context
 from openlfr.storage.models import CustodyImage
 
 INDEX_CONTEXT = "custody-index"

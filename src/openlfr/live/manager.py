@@ -19,8 +19,9 @@ import cv2
 
 from openlfr.core import FaceEngine
 from openlfr.live.pipeline import AlertEvent, CameraPipeline
-from openlfr.live.runner import LiveReport, run_deployment
+from openlfr.live.runner import LiveReport, open_cameras, run_deployment
 from openlfr.media.video import Frame
+from openlfr.services.alerts import REPEAT_WINDOW_S
 from openlfr.storage import Store
 
 #: How often the operator's view of a camera is re-encoded (seconds): enough to watch, cheap to make.
@@ -64,6 +65,7 @@ class LiveRun:
     view_times: dict[str, float] = field(default_factory=dict)
     frames: dict[str, int] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
+    camera_states: dict[str, dict] = field(default_factory=dict)
     report: LiveReport | None = None
     error: str | None = None
 
@@ -72,7 +74,10 @@ class LiveRun:
             "deployment_id": self.deployment_id,
             "running": self.thread.is_alive(),
             "seconds": round(time.monotonic() - self.started_mono, 1),
-            "cameras": {name: {"frames_processed": n} for name, n in self.frames.items()},
+            "cameras": {
+                name: {"frames_processed": self.frames.get(name, 0), **self.camera_states.get(name, {})}
+                for name in sorted(set(self.frames) | set(self.camera_states))
+            },
             "events": self.events[-20:],
             "error": self.error,
             "report": self.report.as_dict() if self.report else None,
@@ -80,7 +85,14 @@ class LiveRun:
 
 
 class LiveManager:
-    def __init__(self, store: Store, engine_factory: Callable[[], FaceEngine], bus: AlertBus) -> None:
+    def __init__(
+        self,
+        store: Store,
+        engine_factory: Callable[[], FaceEngine],
+        bus: AlertBus,
+        repeat_window_s: float = REPEAT_WINDOW_S,
+    ) -> None:
+        self.repeat_window_s = repeat_window_s
         self.store = store
         self.engine_factory = engine_factory
         self.bus = bus
@@ -96,9 +108,11 @@ class LiveManager:
             if current and current.thread.is_alive():
                 return current
             with self.store.session() as s:  # refuse an unauthorised deployment before loading any model
-                deployments.require_status(
-                    deployments.get(s, deployment_id), "authorised", "live", deployments.INTERRUPTED, action="go live"
-                )
+                deployments.require_startable(deployments.get(s, deployment_id))
+            # A camera that cannot be opened refuses the start (SourceError naming it) before any
+            # model is loaded or the deployment is shown live; the thread opens them again.
+            for _name, source, _record in open_cameras(self.store, deployment_id, realtime=True):
+                source.close()
             engine = self.engine_factory()
             deployments.start(self.store, deployment_id)  # refuses with a clear error before any thread starts
             stop = threading.Event()
@@ -106,6 +120,14 @@ class LiveManager:
 
             def on_alert(alert_id: int, event: AlertEvent) -> None:
                 self.bus.publish(alert_payload(alert_id))
+
+            def on_sighting(alert_id: int, event: AlertEvent) -> None:  # the same alert, with one more sighting
+                self.bus.publish(alert_payload(alert_id))
+
+            def on_camera_state(camera: str, state: str, reason: str | None) -> None:
+                run.camera_states[camera] = {"state": state, "reason": reason}
+                message = {"type": "camera", "deployment": deployment_id, "camera": camera, "state": state, "reason": reason}
+                self.bus.publish(message)
 
             def on_frame(pipeline: CameraPipeline, frame: Frame) -> None:
                 run.frames[pipeline.camera] = run.frames.get(pipeline.camera, 0) + 1
@@ -126,8 +148,9 @@ class LiveManager:
             def body() -> None:
                 try:
                     run.report = run_deployment(
-                        self.store, engine, deployment_id, on_alert=on_alert, on_frame=on_frame, on_event=on_event, stop=stop
-                    )
+                        self.store, engine, deployment_id, on_alert=on_alert, on_frame=on_frame, on_event=on_event, stop=stop,
+                        on_sighting=on_sighting, on_camera_state=on_camera_state, repeat_window_s=self.repeat_window_s,
+                    )  # fmt: skip
                 except Exception as exc:  # shown on the live status page; the deployment stays live
                     run.error = str(exc)
                 finally:

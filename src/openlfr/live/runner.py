@@ -21,9 +21,9 @@ from openlfr.core import FaceEngine
 from openlfr.errors import StoreError
 from openlfr.live.pipeline import AlertEvent, CameraPipeline, PipelineConfig, Watchlist, WorkerStats
 from openlfr.live.recorder import SegmentRecorder
-from openlfr.media.video import Frame, VideoSource
+from openlfr.media.video import Frame, SourceError, VideoSource
 from openlfr.services import deployments
-from openlfr.services.alerts import NewAlert, record_alert
+from openlfr.services.alerts import REPEAT_WINDOW_S, NewAlert, merge_repeat, record_alert
 from openlfr.storage import Store
 from openlfr.storage.store import private_dir
 
@@ -72,7 +72,14 @@ class CameraWorker:
         realtime: bool = True,
         on_frame: Callable[[CameraPipeline, Frame], None] | None = None,
         recorder: SegmentRecorder | None = None,
+        drop_frame: Callable[[int], bool] | None = None,
     ) -> None:
+        if drop_frame is not None and realtime:
+            raise ValueError("drop_frame drops frames deterministically; real time drops them as the CPU dictates")
+        #: Outside real time, frames (by index) to skip and count as dropped: a busy machine's drops,
+        #: made deterministic for tests and evaluations.
+        self.drop_frame = drop_frame
+        self._skipped = 0
         self.source = source
         self.recorder = recorder
         self.pipeline = pipeline
@@ -110,6 +117,9 @@ class CameraWorker:
                         self.stats.frames_read += 1
                         if self.recorder:
                             self.recorder.write(frame)
+                        if self.drop_frame is not None and self.drop_frame(frame.index):
+                            self._skipped += 1
+                            continue
                 if frame is None:
                     break
                 self.pipeline.process(frame)
@@ -122,7 +132,7 @@ class CameraWorker:
             self.pipeline.finish()
             if self.recorder:
                 self.recorder.close_segment()
-            self.stats.frames_dropped = self._mailbox.overwritten
+            self.stats.frames_dropped = self._mailbox.overwritten + self._skipped
             self.stats.reconnects = self.source.reconnects
             self.stats.ended_mono = time.monotonic()
 
@@ -149,12 +159,18 @@ class LiveReport:
     cameras: list[dict] = field(default_factory=list)
     alert_ids: list[int] = field(default_factory=list)
     faces_seen: int = 0
+    #: Further sightings merged into an earlier alert of the same subject (see ``repeat_window_s``).
+    sightings: int = 0
+    #: The deployment's status once its cameras stopped: ``ended`` or ``paused``.
+    status: str | None = None
 
     def as_dict(self) -> dict:
         return {
             "deployment_id": self.deployment_id,
+            "status": self.status,
             "faces_seen": self.faces_seen,
             "alerts": self.alert_ids,
+            "sightings_merged": self.sightings,
             "cameras": self.cameras,
         }
 
@@ -226,6 +242,36 @@ def run_deployment(
         return _run_deployment(store, engine, deployment_id, *args, **kwargs)
 
 
+def open_cameras(
+    store: Store,
+    deployment_id: int,
+    realtime: bool,
+    on_event: Callable[[str, str], None] | None = None,
+    on_state: Callable[[str, str, str | None], None] | None = None,
+) -> list[tuple[str, VideoSource, bool]]:
+    """Open every camera's source, or none: a source that cannot be opened is recorded as ``failed``
+    with its reason and refused with a :class:`SourceError` that names the camera."""
+    opened: list[tuple[str, VideoSource, bool]] = []
+    try:
+        for spec in deployments.camera_sources(store, deployment_id):
+            try:
+                source = VideoSource(
+                    spec.source,
+                    realtime=realtime,
+                    on_event=(lambda msg, cam=spec.name: on_event(cam, msg)) if on_event else None,
+                    on_state=(lambda state, why, cam=spec.name: on_state(cam, state, why)) if on_state else None,
+                )
+            except SourceError as exc:
+                deployments.set_camera_state(store, deployment_id, spec.name, "failed", f"cannot be opened: {exc}")
+                raise SourceError(f"camera {spec.name!r} cannot be opened, so the deployment cannot go live: {exc}") from exc
+            opened.append((spec.name, source, spec.record))
+    except BaseException:
+        for _name, source, _record in opened:
+            source.close()
+        raise
+    return opened
+
+
 def _run_deployment(
     store: Store,
     engine: FaceEngine,
@@ -240,14 +286,42 @@ def _run_deployment(
     pool_templates: bool = False,
     retention_every_s: float | None = 3600.0,
     stop: threading.Event | None = None,
+    repeat_window_s: float = REPEAT_WINDOW_S,
+    on_sighting: Callable[[int, AlertEvent], None] | None = None,
+    on_camera_state: Callable[[str, str, str | None], None] | None = None,
+    drop_frame: Callable[[int], bool] | None = None,
 ) -> LiveReport:
     """Take an authorised deployment live and run its cameras until their sources end, the planned
-    end passes, ``max_seconds`` elapse, the caller interrupts (Ctrl-C) or sets ``stop``."""
-    deployments.start(store, deployment_id, now=now)
+    end passes, ``max_seconds`` elapse, the caller interrupts (Ctrl-C) or sets ``stop``.
+
+    Every camera's source is opened first: one that cannot be opened refuses the whole start and
+    the deployment does not go live. A further alert of a subject already alerted on this
+    deployment within ``repeat_window_s`` is merged into the first as a sighting
+    (``on_sighting``) rather than raising a new alert.
+    """
+    with store.session() as s:  # refuse a deployment that may not go live before opening any camera
+        deployment = deployments.get(s, deployment_id)
+        deployments.require_startable(deployment)
     watchlist, pack_id = frozen_watchlist(store, deployment_id)
     if pack_id != engine.pack_id:
         raise StoreError(f"the watchlist holds {pack_id} templates; this engine makes {engine.pack_id}")
-    cameras = [(c.name, c.source, c.record) for c in deployments.camera_sources(store, deployment_id)]
+    camera_states: dict[str, str] = {}
+
+    def camera_state(camera: str, state: str, reason: str | None) -> None:
+        camera_states[camera] = state
+        deployments.set_camera_state(store, deployment_id, camera, state, reason)
+        if on_event and state in ("failed", "ended"):
+            on_event(camera, state + (f": {reason}" if reason else ""))
+        if on_camera_state:
+            on_camera_state(camera, state, reason)
+
+    cameras = open_cameras(store, deployment_id, realtime, on_event, camera_state)
+    try:
+        deployments.start(store, deployment_id, now=now)
+    except BaseException:
+        for _name, source, _record in cameras:
+            source.close()
+        raise
     with store.session() as s:
         deployment = deployments.get(s, deployment_id)
         config = PipelineConfig(deployment.threshold, deployment.confirm_n, deployment.confirm_m, pool_templates=pool_templates)
@@ -257,37 +331,45 @@ def _run_deployment(
     latencies: dict[str, list[float]] = {}
 
     def store_alert(event: AlertEvent) -> None:
-        alert_id = record_alert(
-            store,
-            NewAlert(
-                deployment_id=deployment_id,
-                camera_name=event.camera,
-                track_id=event.track_id,
-                entry_id=event.entry_id,
-                subject_reference=event.reference,
-                subject_name=event.name,
-                subject_category=event.category,
-                score=event.score,
-                threshold=config.threshold,
-                frame_time=datetime.fromtimestamp(event.frame.captured_at, UTC),
-                latency_ms=event.latency_ms,
-                crop=event.crop,
-                frame=event.view,
-            ),
+        alert = NewAlert(
+            deployment_id=deployment_id,
+            camera_name=event.camera,
+            track_id=event.track_id,
+            entry_id=event.entry_id,
+            subject_reference=event.reference,
+            subject_name=event.name,
+            subject_category=event.category,
+            score=event.score,
+            threshold=config.threshold,
+            frame_time=datetime.fromtimestamp(event.frame.captured_at, UTC),
+            latency_ms=event.latency_ms,
+            crop=event.crop,
+            frame=event.view,
         )
-        with lock:
-            report.alert_ids.append(alert_id)
-            latencies.setdefault(event.camera, []).append(event.latency_ms)
-        if on_alert:
+        with lock:  # one camera at a time, so two cameras seeing one person raise one alert
+            merged = merge_repeat(store, alert, repeat_window_s)
+            alert_id = merged if merged is not None else record_alert(store, alert)
+            if merged is not None:
+                report.sightings += 1
+            else:
+                report.alert_ids.append(alert_id)
+                latencies.setdefault(event.camera, []).append(event.latency_ms)
+        if merged is not None:
+            if on_sighting:
+                on_sighting(alert_id, event)
+        elif on_alert:
             on_alert(alert_id, event)
 
     stop = stop or threading.Event()
     workers = []
-    for name, uri, record in cameras:
-        source = VideoSource(uri, realtime=realtime, on_event=(lambda msg, cam=name: on_event(cam, msg)) if on_event else None)
+    for name, source, record in cameras:
         pipeline = CameraPipeline(name, engine, watchlist, config, store_alert)
         recorder = SegmentRecorder(store, deployment_id, name, source.fps, segment_seconds) if record else None
-        workers.append(CameraWorker(source, pipeline, stop, realtime=realtime, on_frame=on_frame, recorder=recorder))
+        workers.append(
+            CameraWorker(
+                source, pipeline, stop, realtime=realtime, on_frame=on_frame, recorder=recorder, drop_frame=drop_frame
+            )
+        )
     started = time.monotonic()
     for w in workers:
         w.start()
@@ -313,6 +395,11 @@ def _run_deployment(
             w.close()
         if retention_thread is not None:
             retention_thread.join()
+        for w in workers:
+            if w.error is not None:
+                camera_state(w.pipeline.camera, "failed", f"{type(w.error).__name__}: {w.error}")
+        sources_ended = all(camera_states.get(w.pipeline.camera) == "ended" for w in workers)
+        report.status = deployments.finish_run(store, deployment_id, sources_ended, now=now)
     for w in workers:
         w.stats.latencies_ms = latencies.get(w.pipeline.camera, [])
     errors = [w.error for w in workers if w.error is not None]

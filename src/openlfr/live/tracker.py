@@ -110,6 +110,11 @@ class FaceTracker:
       even with detector jitter; below it the distance gate decides.
     * ``max_age=0.7`` s: time without a match after which a track ends; tolerates one missed
       detection at 0.3 s frame gaps while ending tracks of people who left well under a second later.
+    * ``min_misses=2``: ...but only once it has also gone unmatched in this many processed frames.
+      On a busy machine processed frames may be a second or more apart; a track must not end just
+      because the frame that would have extended it was dropped (each new track may alert again).
+    * ``max_gap=3.0`` s: a track unmatched this long ends whatever the miss count (the motion
+      prediction is worthless by then).
     * ``min_hits=2``: one lone detection is often a false positive; two matches confirm a face.
     * ``low_score=0.6``: detections below this only extend tracks (ByteTrack). It equals the
       detector's default threshold, so to use the second stage run the detector lower (e.g. 0.3).
@@ -129,6 +134,8 @@ class FaceTracker:
         iou_threshold: float = 0.3,
         max_age: float = 0.7,
         min_hits: int = 2,
+        min_misses: int = 2,
+        max_gap: float = 3.0,
         low_score: float = 0.6,
         max_speed: float = 900.0,
         max_speed_change: float = 450.0,
@@ -138,12 +145,14 @@ class FaceTracker:
     ) -> None:
         if not 0.0 < iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold {iou_threshold} must be in (0, 1]")
-        if max_age <= 0 or min_hits < 1 or max_size_ratio < 1 or velocity_smoothing <= 0:
+        if max_age <= 0 or min_hits < 1 or min_misses < 0 or max_size_ratio < 1 or velocity_smoothing <= 0:
             raise ValueError("max_age and velocity_smoothing must be positive, min_hits and max_size_ratio >= 1")
         if max_speed < 0 or max_speed_change < 0 or gate_sizes < 0:
             raise ValueError("max_speed, max_speed_change and gate_sizes must not be negative")
         self.iou_threshold = iou_threshold
         self.max_age = max_age
+        self.min_misses = min_misses
+        self.max_gap = max(max_gap, max_age)
         self.min_hits = min_hits
         self.low_score = low_score
         self.max_speed = max_speed
@@ -172,8 +181,8 @@ class FaceTracker:
         self._last_t = t
 
         # Expire first, so a face seen again after max_age starts a new track instead of reviving one.
-        ended = [track for track in self._tracks if t - track.last_seen > self.max_age]
-        self._tracks = [track for track in self._tracks if t - track.last_seen <= self.max_age]
+        ended = [track for track in self._tracks if self._expired(track, t)]
+        self._tracks = [track for track in self._tracks if not self._expired(track, t)]
 
         dets = list(detections)
         high = [d for d in dets if d.score >= self.low_score]
@@ -198,6 +207,10 @@ class FaceTracker:
             track.misses += 1
         active.sort(key=lambda track: track.id)
         return TrackUpdate(active=active, ended=ended)
+
+    def _expired(self, track: Track, t: float) -> bool:
+        gap = t - track.last_seen
+        return gap > self.max_gap or (gap > self.max_age and track.misses >= self.min_misses)
 
     def flush(self) -> list[Track]:
         """End every remaining track (end of stream) and hand them back; the tracker forgets them."""

@@ -50,6 +50,23 @@ def describe(uri: str) -> str:
     raise SourceError(f"camera source {redact_source(uri)!r} is neither a camera index, a stream URL, a video file nor a folder")
 
 
+def probe_source(uri: str, timeout_s: float = 5.0) -> str | None:
+    """Whether a camera source can be opened and delivers a frame now: None if so, else why not
+    (with any password in the address redacted)."""
+    try:
+        source = VideoSource(uri, realtime=False, max_retries=0, open_timeout_s=timeout_s)
+    except SourceError as exc:
+        return str(exc)
+    try:
+        if source.read() is None:
+            return f"{source.kind} {redact_source(uri)} delivered no frame"
+    except (SourceError, OSError, ValueError) as exc:
+        return f"{source.kind} {redact_source(uri)} could not be read: {exc}"
+    finally:
+        source.close()
+    return None
+
+
 class VideoSource:
     """Frames from a file, stream or camera.
 
@@ -66,8 +83,13 @@ class VideoSource:
         backoff: tuple[float, float] = (0.25, 8.0),
         on_event: Callable[[str], None] | None = None,
         open_timeout_s: float = 10.0,
+        on_state: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self.uri = uri
+        #: Told of every change of the source's state: ``up`` (first frame, or reconnected),
+        #: ``reconnecting`` (with why), ``failed`` (gave up, with why) and ``ended`` (end of file).
+        self.on_state = on_state or (lambda _state, _reason: None)
+        self._up = False
         self.kind = describe(uri)
         self.realtime = realtime
         self.max_retries = max_retries
@@ -119,12 +141,14 @@ class VideoSource:
             self.on_event(f"reconnected after {attempt} attempt(s)")
             return True
         self.on_event(f"gave up after {attempt} reconnection attempts")
+        self.on_state("failed", f"{self.kind} {redact_source(self.uri)} dropped and did not come back after {attempt} attempt(s)")
         return False
 
     def read(self) -> Frame | None:
         """The next frame, or ``None`` when a file or folder has ended (or a stream gave up)."""
         if self._folder is not None:
             if self._index >= len(self._folder):
+                self.on_state("ended", None)
                 return None
             image = load_image(self._folder[self._index])
             return self._stamp(image)
@@ -134,13 +158,19 @@ class VideoSource:
             if ok and image is not None:
                 return self._stamp(image)
             if self.kind == "video file":
+                self.on_state("ended", None)
                 return None
             self.on_event(f"{self.kind} {redact_source(self.uri)} dropped; reconnecting")
+            self._up = False
+            self.on_state("reconnecting", "the stream dropped")
             self._capture.release()
             if not self._reconnect():
                 return None
 
     def _stamp(self, image: np.ndarray) -> Frame:
+        if not self._up:
+            self._up = True
+            self.on_state("up", None)
         index = self._index
         self._index += 1
         if self.kind in ("video file", "image folder"):

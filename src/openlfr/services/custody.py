@@ -48,9 +48,9 @@ from openlfr.core import FaceEngine, QualityPolicy
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
 from openlfr.media.images import decode_image, display_name, read_image_file
 from openlfr.services import audit
-from openlfr.services.gallery import reference_face, template_context
+from openlfr.services.gallery import reference_face
 from openlfr.storage import Store
-from openlfr.storage.crypto import record_context
+from openlfr.storage.crypto import custody_template_context, record_context
 from openlfr.storage.models import CustodyImage, CustodyImport, CustodyRecord, CustodyReject, DeletionLog
 
 IMAGE_CONTEXT = "custody-image"
@@ -59,11 +59,6 @@ IMAGE_CONTEXT = "custody-image"
 def custody_image_context(image_id: int | None) -> str:
     """Associated data of custody image ``image_id``'s encrypted file."""
     return record_context(IMAGE_CONTEXT, "custody_images", image_id, "file")
-
-
-def custody_template_context(pack_id: str, image_id: int | None) -> str:
-    """Associated data of custody image ``image_id``'s encrypted template (of model pack ``pack_id``)."""
-    return record_context(template_context(pack_id), "custody_images", image_id, "template")
 
 
 BLOB_FOLDER = "custody"

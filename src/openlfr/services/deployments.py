@@ -7,8 +7,16 @@ The life cycle is enforced here and nowhere else:
 approver is not its builder either: ``services.duties``) → ``live`` → ``closed`` (the watchlist's
 templates and images are deleted at once, and the deployment record is produced).
 
+When its cameras stop, a live deployment is ``ended`` if its planned end has passed or every
+camera's source has ended (a video file played to its end), and ``paused`` if an operator stopped it
+or its cameras failed: a paused deployment may go live again, an ended one may only be closed.
 A deployment found ``live`` when a server or ``openlfr live`` starts, with no process running its
 cameras (a crash, a kill, a restart), is marked ``interrupted``: it may go live again or be closed.
+
+Each camera has a state of its own, written by the process running it (so that every page and
+every server process reads the same truth): ``unreachable`` when its source could not be opened
+at planning (a warning), then ``connecting``, ``up``, ``reconnecting``, ``failed`` (with the
+reason), ``ended`` (its source ended) or ``stopped`` (the deployment was stopped).
 """
 
 from __future__ import annotations
@@ -42,6 +50,16 @@ WATCHLIST_LEAD = timedelta(hours=24)
 MAX_CONFIRM_WINDOW = 100
 #: Was live, but the process running its cameras ended without stopping them (see :func:`mark_interrupted`).
 INTERRUPTED = "interrupted"
+#: Stopped before its planned end (by an operator, or its cameras failed): may go live again.
+PAUSED = "paused"
+#: Its cameras ran to the end of their sources or its planned end passed: may only be closed.
+ENDED = "ended"
+#: Statuses from which a deployment may go live (again).
+STARTABLE = ("authorised", PAUSED, INTERRUPTED)
+#: Statuses a deployment may be closed from.
+CLOSABLE = ("planned", "authorised", "live", PAUSED, ENDED, INTERRUPTED)
+#: Camera states (see the module docstring).
+CAMERA_STATES = ("unreachable", "connecting", "up", "reconnecting", "failed", "ended", "stopped")
 
 
 @dataclass
@@ -117,7 +135,11 @@ def plan(
     longitude: float | None = None,
     confirm_n: int = 2,
     confirm_m: int = 5,
+    check_sources: bool = False,
 ) -> int:
+    """Plan a deployment; returns its id. With ``check_sources`` every camera is tried at once and
+    any that cannot be opened is marked ``unreachable`` with the reason (a warning: a camera may be
+    installed later; going live refuses it)."""
     if use_case not in USE_CASES:
         raise OpenLFRError(f"unknown use case {use_case!r}; choose one of {', '.join(USE_CASES)}")
     start, end = utc(start), utc(end)
@@ -169,6 +191,8 @@ def plan(
         },
         actor=created_by,
     )
+    if check_sources:
+        check_cameras(store, deployment_id)
     return deployment_id
 
 
@@ -345,21 +369,87 @@ def authorise(
         )
 
 
+def require_startable(deployment: Deployment) -> None:
+    """Refuse to go live unless the deployment is authorised, paused or interrupted (or live already)."""
+    if deployment.status == ENDED:
+        raise StoreError(f"deployment {deployment.id} has ended; it can only be closed")
+    if deployment.status not in ("live", *STARTABLE):
+        raise StoreError(f"deployment {deployment.id} is {deployment.status}; it must be authorised to go live")
+
+
 def start(store: Store, deployment_id: int, now: datetime | None = None) -> None:
     now = now or now_utc()
     with store.session() as s:
         deployment = get(s, deployment_id)
         if deployment.status == "live":
             return
-        if deployment.status not in ("authorised", INTERRUPTED):  # interrupted: going live again after a crash
-            raise StoreError(f"deployment {deployment.id} is {deployment.status}; it must be authorised to go live")
+        require_startable(deployment)
         if now >= utc(deployment.planned_end):
             raise StoreError("the deployment's planned end has passed; it cannot go live")
         if now < utc(deployment.planned_start) - timedelta(minutes=15):
             raise StoreError(f"the deployment is planned to start at {utc(deployment.planned_start).isoformat()}")
         deployment.status = "live"
-        deployment.started_at = now
+        deployment.started_at = deployment.started_at or now
+        for camera in deployment.cameras:
+            camera.state, camera.state_reason, camera.state_at = "connecting", None, now
     audit.record(store, "deployment.start", "deployment", deployment_id, {"started_at": now.isoformat()})
+
+
+def set_camera_state(
+    store: Store, deployment_id: int, camera: str, state: str, reason: str | None = None, now: datetime | None = None
+) -> None:
+    """Record what a camera is doing now; a failure is audited with its reason."""
+    if state not in CAMERA_STATES:
+        raise ValueError(f"unknown camera state {state!r}")
+    now = now or now_utc()
+    with store.session() as s:
+        row = s.scalars(select(Camera).where(Camera.deployment_id == deployment_id, Camera.name == camera)).first()
+        if row is None:
+            raise NotFoundError(f"deployment {deployment_id} has no camera {camera!r}")
+        changed = row.state != state
+        row.state, row.state_reason, row.state_at = state, (reason or None) and reason[:500], now
+    if changed and state == "failed":
+        audit.record(
+            store, "camera.failed", "deployment", deployment_id, {"camera": camera, "reason": reason}, actor="system"
+        )
+
+
+def finish_run(store: Store, deployment_id: int, sources_ended: bool, now: datetime | None = None) -> str:
+    """After a deployment's cameras have stopped: ``ended`` when the planned end has passed or every
+    source ended, else ``paused``. Returns the new status (unchanged unless it was live)."""
+    now = now or now_utc()
+    with store.session() as s:
+        deployment = get(s, deployment_id)
+        if deployment.status != "live":
+            return deployment.status
+        ended = sources_ended or now >= utc(deployment.planned_end)
+        deployment.status = ENDED if ended else PAUSED
+        if ended:
+            deployment.ended_at = now
+        for camera in deployment.cameras:
+            if camera.state in ("connecting", "up", "reconnecting"):
+                camera.state, camera.state_at = ("ended" if ended else "stopped"), now
+        status = deployment.status
+    audit.record(
+        store, "deployment.end" if status == ENDED else "deployment.pause", "deployment", deployment_id,
+        {"at": now.isoformat(), "sources_ended": sources_ended}, actor="system",
+    )  # fmt: skip
+    return status
+
+
+def live_state(status: str, cameras: list[dict]) -> dict:
+    """The deployment's state as officers and the public should read it, derived from its status and
+    its cameras' states: a ``label`` (live / paused / ended / planned / closed) and, while live, how
+    many cameras are up and which have failed (the console's banner)."""
+    failed = [c for c in cameras if c.get("state") in ("failed", "reconnecting", "unreachable")]
+    up = sum(1 for c in cameras if c.get("state") == "up")
+    label = {"live": "live", PAUSED: "paused", INTERRUPTED: "paused", ENDED: "ended", "closed": "ended"}.get(status, "planned")
+    problem = None
+    if status == "live" and failed:
+        problem = "; ".join(f"camera {c['name']} {c['state']}" + (f": {c['reason']}" if c.get("reason") else "") for c in failed)
+    elif status in ("planned", "authorised") and failed:
+        problem = "; ".join(f"camera {c['name']} could not be opened when checked: {c.get('reason')}" for c in failed)
+    return {"label": label, "cameras_up": up, "cameras": len(cameras), "problem": problem}
 
 
 def mark_interrupted(store: Store, running: Callable[[int], bool]) -> list[int]:
@@ -399,7 +489,7 @@ class FrozenWatchlist:
 def load_watchlist(store: Store, deployment_id: int) -> FrozenWatchlist:
     with store.session() as s:
         deployment = get(s, deployment_id)
-        require_status(deployment, "live", "authorised", action="load its watchlist")
+        require_status(deployment, "live", *STARTABLE, action="load its watchlist")
         wl = deployment.watchlist
         if wl is None or wl.approved_at is None:
             raise StoreError(f"deployment {deployment_id} has no approved watchlist")
@@ -439,7 +529,7 @@ def close(store: Store, deployment_id: int, by: str, now: datetime | None = None
     now = now or now_utc()
     with store.session() as s:
         deployment = get(s, deployment_id)
-        require_status(deployment, "planned", "authorised", "live", INTERRUPTED, action="be closed")
+        require_status(deployment, *CLOSABLE, action="be closed")
         deployment.ended_at = deployment.ended_at or now
         deployment.closed_at = now
         deployment.status = "closed"
@@ -453,6 +543,39 @@ def close(store: Store, deployment_id: int, by: str, now: datetime | None = None
         audit.record(store, "watchlist.delete", "watchlist", deployment_id, {"reason": reason, "files": files}, actor=by)
     audit.record(store, "deployment.close", "deployment", deployment_id, {"closed_at": now.isoformat()}, actor=by)
     return record
+
+
+def camera_view(c: Camera) -> dict:
+    """A camera as pages show it: the redacted address and its state, never the sealed address."""
+    return {
+        "name": c.name,
+        "source": c.source,
+        "record": c.record,
+        "state": c.state,
+        "reason": c.state_reason,
+        "state_at": utc(c.state_at).isoformat() if c.state_at else None,
+    }
+
+
+def check_cameras(store: Store, deployment_id: int, timeout_s: float = 5.0) -> dict[str, str]:
+    """Try to open every camera's source now; record each as ``unreachable`` (with the reason) or
+    clear that warning. Returns the problems by camera name. Planning warns with it; going live
+    refuses a deployment with any (:func:`openlfr.live.runner.run_deployment`)."""
+    from openlfr.media.video import probe_source
+
+    problems: dict[str, str] = {}
+    for spec in camera_sources(store, deployment_id):
+        problem = probe_source(spec.source, timeout_s=timeout_s)
+        if problem:
+            problems[spec.name] = problem
+    now = now_utc()
+    with store.session() as s:
+        for camera in get(s, deployment_id).cameras:
+            if camera.name in problems:
+                camera.state, camera.state_reason, camera.state_at = "unreachable", problems[camera.name][:500], now
+            elif camera.state == "unreachable":
+                camera.state, camera.state_reason, camera.state_at = None, None, now
+    return problems
 
 
 def list_deployments(store: Store) -> list[dict]:
@@ -469,6 +592,7 @@ def list_deployments(store: Store) -> list[dict]:
                 "threshold": d.threshold,
                 "watchlist_size": d.watchlist_size,
                 "cameras": [c.name for c in d.cameras],
+                "live_state": live_state(d.status, [camera_view(c) for c in d.cameras]),
             }
             for d in s.scalars(select(Deployment).order_by(Deployment.id))
         ]
@@ -479,6 +603,7 @@ def deployment_detail(store: Store, deployment_id: int) -> dict:
     with store.session() as s:
         d = get(s, deployment_id)
         wl = d.watchlist
+        cameras = [camera_view(c) for c in d.cameras]
         return {
             "id": d.id,
             "name": d.name,
@@ -510,7 +635,8 @@ def deployment_detail(store: Store, deployment_id: int) -> dict:
                 "approved_by": wl.approved_by,
                 "approved_at": utc(wl.approved_at).isoformat() if wl.approved_at else None,
             },
-            "cameras": [{"name": c.name, "source": c.source, "record": c.record} for c in d.cameras],
+            "cameras": cameras,
+            "live_state": live_state(d.status, cameras),
             "faces_seen": d.faces_seen,
             "frames_processed": d.frames_processed,
             "frames_dropped": d.frames_dropped,

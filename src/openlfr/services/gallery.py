@@ -22,7 +22,7 @@ from openlfr.errors import ImageError, NoFaceError, NotFoundError, OpenLFRError,
 from openlfr.media.images import decode_image, display_name, load_image, read_image_file
 from openlfr.services import audit
 from openlfr.storage import Store
-from openlfr.storage.crypto import record_context
+from openlfr.storage.crypto import record_context, template_context
 from openlfr.storage.models import Gallery, Person, ReferenceImage
 
 DEFAULT_GALLERY = "default"
@@ -31,11 +31,6 @@ IMAGE_CONTEXT = "reference-image"
 #: A second face counts as "another person in the picture" when its eyes are at least this
 #: fraction as far apart as the main face's; smaller faces far in the background are ignored.
 SECOND_FACE_RATIO = 0.5
-
-
-def template_context(pack_id: str) -> str:
-    """The purpose of a template: templates of different model packs must never be compared."""
-    return f"template:{pack_id}"
 
 
 def image_context(image_id: int | None, column: str = "file") -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 from openlfr.errors import NotFoundError
 from openlfr.services.common import CONFIRMED, USE_CASES, utc
 from openlfr.storage.models import Alert, Deployment
+from openlfr.wording import duration_in_words, format_time, rate_in_words
 
 COLUMNS = [
     "deployment_id",
@@ -112,3 +114,60 @@ def to_csv(records: list[dict]) -> str:
     for r in records:
         writer.writerow({k: r.get(k) for k in COLUMNS})
     return buffer.getvalue()
+
+
+def _fpir_interval_in_words(interval: str | None) -> str:
+    """The published interval ("8.1e-06 to 8.3e-05") as odds: "about 1 in 120,000 to about 1 in 12,000"."""
+    try:
+        low, high = (float(x) for x in (interval or "").split(" to "))
+    except ValueError:
+        return ""
+    return f"; 95% interval {rate_in_words(high)} to {rate_in_words(low)}"
+
+
+def record_in_words(record: dict, tz: tzinfo | str | None = None) -> list[tuple[str, str]]:
+    """The record as an officer reads it: (label, value) rows with times in ``tz`` and rates as odds.
+
+    The published columns (JSON, CSV) stay as they are, for the public and for analysis; this is for
+    people reading a screen, where ``2.57e-05`` and ``other outcomes 1`` for a confirmed engagement mislead.
+    """
+    start, end = (datetime.fromisoformat(record[k]) for k in ("start", "end"))
+    until = format_time(end, tz)
+    if format_time(start, tz).split(" ")[:3] == until.split(" ")[:3]:
+        until = until.split(" ")[-1]  # same day: the time alone
+    calibration = record.get("threshold_calibration") or "uncalibrated"
+    calibrated = "not calibrated" if calibration.startswith("uncalibrated") else "calibrated"
+    if "override" in calibration:
+        calibrated += ", set by an audited override"
+    fpir = record.get("estimated_fpir")
+    expected = "not estimated (no calibration)"
+    if fpir is not None:
+        expected = f"{rate_in_words(fpir)} faces seen{_fpir_interval_in_words(record.get('estimated_fpir_95_interval'))}"
+    faces = record.get("faces_seen_estimate") or 0
+    false_alerts = record["false_alerts_confirmed"] + record["false_alerts_unconfirmed"]
+    false_rate = f"{rate_in_words(false_alerts / faces)} faces seen" if false_alerts and faces else "none"
+    people = record.get("watchlist_size") or 0
+
+    def judged(kind: str) -> str:
+        confirmed, unconfirmed = record[f"{kind}_alerts_confirmed"], record[f"{kind}_alerts_unconfirmed"]
+        return f"{confirmed} confirmed by engaging the person, {unconfirmed} judged from the images only"
+
+    return [
+        ("Where", str(record["location"])),
+        ("When", f"{format_time(start, tz)} to {until} ({duration_in_words(record['duration_minutes'] * 60)})"),
+        ("Why", str(record["use_case"])),
+        ("Watchlist", f"{people} {'person' if people == 1 else 'people'}"),
+        ("Alert threshold", f"{record['minimum_threshold']} ({calibrated})"),
+        ("Expected false alerts", expected),
+        ("Faces seen (estimate)", str(faces)),
+        ("Alerts", str(record["total_alerts"])),
+        ("True alerts", judged("true")),
+        ("False alerts", judged("false")),
+        ("Awaiting a decision", str(record["alerts_not_adjudicated"])),
+        ("False alert rate", false_rate),
+        (
+            "Outcomes",
+            f"{record['arrests']} arrest(s), {record['other_outcomes']} engaged without arrest or other action, "
+            f"{record['no_action']} no action (including engaged: not the person)",
+        ),
+    ]

@@ -8,11 +8,11 @@ cameras, watchlist or alerts' subjects — can reach the public by accident.
 
 from __future__ import annotations
 
-import os
 from datetime import date
 
 from sqlalchemy import select
 
+from openlfr import config
 from openlfr.errors import NotFoundError
 from openlfr.services.common import USE_CASES, utc
 from openlfr.services.records import COLUMNS, deployment_record, to_csv
@@ -20,17 +20,19 @@ from openlfr.storage import Store
 from openlfr.storage.models import Deployment
 
 #: Announced deployments: a planned one is not yet approved, so it is not announced.
-ANNOUNCED = ("authorised", "live", "interrupted")
+ANNOUNCED = ("authorised", "live", "paused", "interrupted", "ended")
 #: Deployments the public may read a leaflet for.
-PUBLISHED = ("authorised", "live", "interrupted", "closed")
+PUBLISHED = ("authorised", "live", "paused", "interrupted", "ended", "closed")
+#: What the public reads for each announced status: live, paused or ended (results follow on closing).
+PUBLIC_STATUS = {"authorised": "planned", "live": "live", "paused": "paused", "interrupted": "paused", "ended": "ended"}
 
 #: Readable headers for the Met's columns, in the same order.
 COLUMN_LABELS = {
     "deployment_id": "Deployment",
     "location": "Location",
     "date": "Date",
-    "start": "Start (UTC)",
-    "end": "End (UTC)",
+    "start": "Start",  # pages show times in the force's time zone; the CSV and JSON keep UTC
+    "end": "End",
     "duration_minutes": "Duration (minutes)",
     "use_case": "Use case",
     "watchlist_size": "Watchlist size",
@@ -61,12 +63,22 @@ RETENTION = {
 }
 
 
+#: What the leaflet and poster say until the force configures itself (``config.force_name`` / ``force_contact``).
+PLACEHOLDER_FORCE = "the police force"
+PLACEHOLDER_CONTACT = "the force's data protection officer via its website"
+
+
 def force_name() -> str:
-    return os.environ.get("OPENLFR_FORCE_NAME") or "the police force"
+    return config.force_name() or PLACEHOLDER_FORCE
 
 
 def contact() -> str:
-    return os.environ.get("OPENLFR_CONTACT") or "the force's data protection officer via its website"
+    return config.force_contact() or PLACEHOLDER_CONTACT
+
+
+def force_configured() -> bool:
+    """Whether the force set its name and contact: staff are warned before printing placeholders."""
+    return config.force_name() is not None and config.force_contact() is not None
 
 
 def _wanted(location: str | None, day: date, where: str | None, date_from: date | None, date_to: date | None) -> bool:
@@ -90,6 +102,7 @@ def _announcement(d: Deployment) -> dict:
         "end": end.isoformat(),
         "use_case": USE_CASES.get(d.use_case, d.use_case),
         "status": d.status,
+        "public_status": PUBLIC_STATUS.get(d.status, d.status),
     }
 
 
@@ -129,10 +142,7 @@ def leaflet(store: Store, deployment_id: int) -> dict:
         if d is None or d.status not in PUBLISHED or d.authorised_at is None:
             raise NotFoundError(f"no published deployment {deployment_id}")
         facts = _announcement(d)
-        start, end = utc(d.planned_start), utc(d.planned_end)
-    last_day = "" if end.date() == start.date() else f"{end:%A %d %B %Y}, "
-    facts.update(
-        window=f"{start:%A %d %B %Y}, {start:%H:%M} to {last_day}{end:%H:%M} UTC",
+    facts.update(  # the time window is worded by the page, in the force's time zone
         retention=dict(RETENTION),
         contact=contact(),
         force=force_name(),

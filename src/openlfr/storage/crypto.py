@@ -45,6 +45,19 @@ def record_context(purpose: str, table: str, row_id: int | None, column: str) ->
     return f"{purpose}|{table}:{int(row_id)}:{column}"
 
 
+def template_context(pack_id: str) -> str:
+    """The purpose of a template: templates of different model packs must never be compared."""
+    return f"template:{pack_id}"
+
+
+def custody_template_context(pack_id: str, image_id: int | None) -> str:
+    """Associated data of custody image ``image_id``'s encrypted template (of model pack ``pack_id``).
+
+    Here, below both, because the custody service writes these templates and the index reads them.
+    """
+    return record_context(template_context(pack_id), "custody_images", image_id, "template")
+
+
 def load_or_create_key(home: Path) -> bytes:
     env = os.environ.get(ENV_KEY)
     if env:

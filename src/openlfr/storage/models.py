@@ -154,6 +154,11 @@ class Camera(Base):
     source: Mapped[str] = mapped_column(String(1000))
     source_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     record: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the camera is doing now (connecting, up, reconnecting, failed, ended, stopped), why, and
+    # since when: written by the process running it, read by every page and by other processes.
+    state: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    state_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    state_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     deployment: Mapped[Deployment] = relationship(back_populates="cameras")
 
@@ -217,6 +222,9 @@ class Alert(Base):
     outcome_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     outcome_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     outcome_note: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # Later sightings of the same subject on the same deployment, merged into this alert instead of
+    # raising new ones: [{"time", "camera", "score"}], no images.
+    sightings: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
 
 class FootageSegment(Base):

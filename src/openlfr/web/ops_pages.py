@@ -19,20 +19,21 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from openlfr.api.params import Id
-from openlfr.api.policy import rule_for
-from openlfr.api.routes.alerts import alert_payload
-from openlfr.api.routes.subjects import read_uploads
 from openlfr.api.security import current_user
+from openlfr.api.uploads import read_uploads
 from openlfr.errors import NotFoundError, OpenLFRError
 from openlfr.services import alerts as alert_service
 from openlfr.services import audit, deployments, records, retention, subjects, transparency, users
+from openlfr.services.alerts import alert_payload
 from openlfr.services.common import utc
 from openlfr.services.gallery import EnrolResult
 from openlfr.services.users import CurrentUser
 from openlfr.storage import Store
 from openlfr.storage.models import Alert, Deployment, Gallery, Person, ReferenceImage
-from openlfr.web.pages import redirect
-from openlfr.web.render import page
+from openlfr.web import formatting
+from openlfr.web.forms import FieldError, Hints, field_errors, refused
+from openlfr.web.pages import redirect, safe_next
+from openlfr.web.render import may, page
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,12 +55,6 @@ AUDIT_PAGE_LIMIT = 200
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def may(user: CurrentUser | None, method: str, path: str) -> bool:
-    """Whether the policy lets this user call the route (``path`` as written in policy.py)."""
-    rule = rule_for(method, path) or frozenset()
-    return user is not None and user.role in rule
-
-
 def _store(request: Request) -> Store:
     return request.app.state.store
 
@@ -68,40 +63,69 @@ def _text(value: str | None) -> str:
     return (value or "").strip()
 
 
-def _date(value: str | None, what: str, required: bool = True) -> date | None:
+#: Which field a service's refusal is about, from its words (:mod:`openlfr.web.forms`).
+SUBJECT_HINTS: Hints = (
+    ("under_18_justification", ("under 18", "under-18", "justification")),
+    ("date_of_birth", ("date of birth",)),
+    ("review_date", ("review date",)),
+    ("category", ("category",)),
+    ("image_source", ("image source",)),
+    ("lawful_basis", ("lawful basis",)),
+    ("images", ("image", "face", "eyes", "sharp", "bright", "contrast", "frontal", "detector", "quality")),
+    ("reason", ("reason",)),
+    ("reference", ("reference",)),
+)
+PLAN_HINTS: Hints = (
+    ("threshold", ("threshold",)),
+    ("latitude", ("latitude",)),
+    ("longitude", ("longitude",)),
+    ("use_case", ("use case",)),
+    ("end", ("end after", "24 hours", "the end")),
+    ("start", ("start",)),
+    ("camera_source", ("camera", "source")),
+)
+USER_HINTS: Hints = (
+    ("username", ("username",)),
+    ("display_name", ("display name",)),
+    ("role", ("role",)),
+    ("password", ("password",)),
+)
+AUTHORISE_HINTS: Hints = (("override_reason", ("override",)), ("note", ("note",)))
+
+
+def _date(value: str | None, what: str, required: bool = True, field: str = "") -> date | None:
     text = _text(value)
     if not text:
         if required:
-            raise OpenLFRError(f"enter the {what} (YYYY-MM-DD)")
+            raise FieldError(field, f"enter the {what} (YYYY-MM-DD)")
         return None
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise OpenLFRError(f"the {what} {text!r} is not a date (YYYY-MM-DD)") from None
+        raise FieldError(field, f"the {what} {text!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _utc_datetime(value: str | None, what: str, required: bool = True) -> datetime | None:
-    """A ``datetime-local`` (or plain date) field, read as UTC: the whole system keeps time in UTC."""
+def _local_datetime(value: str | None, what: str, required: bool = True, field: str = "") -> datetime | None:
+    """A ``datetime-local`` (or plain date) field, typed in the force's time zone, as UTC (what the store keeps)."""
     text = _text(value)
     if not text:
         if required:
-            raise OpenLFRError(f"enter the {what} (date and time, UTC)")
+            raise FieldError(field, f"enter the {what} (date and time)")
         return None
     try:
-        parsed = datetime.fromisoformat(text)
+        return formatting.from_input(text)
     except ValueError:
-        raise OpenLFRError(f"the {what} {text!r} is not a date and time (YYYY-MM-DDTHH:MM, UTC)") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        raise FieldError(field, f"the {what} {text!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
 
 
-def _float(value: str | None, what: str) -> float | None:
+def _float(value: str | None, what: str, field: str = "") -> float | None:
     text = _text(value)
     if not text:
         return None
     try:
         return float(text)
     except ValueError:
-        raise OpenLFRError(f"the {what} {text!r} is not a number") from None
+        raise FieldError(field, f"the {what} {text!r} is not a number") from None
 
 
 def _quality_text(quality: dict) -> str:
@@ -175,6 +199,7 @@ def _kept_alerts(store: Store) -> tuple[list[dict], list[dict]]:
                 "hold_reason": a.hold_reason,
                 "hold_by": a.hold_by,
                 "due": (utc(a.created_at) + policy.alert_images).isoformat(),
+                "hold_advised": a.outcome == "arrest",  # the CLI's prompt after an arrest, on the page
             }
             (held if a.legal_hold else kept).append(row)
     return held, kept
@@ -187,12 +212,9 @@ def _not_found(request: Request, exc: NotFoundError) -> Response:
 # --- watchlist subjects --------------------------------------------------------------------------
 
 
-@router.get("/ops/subjects")
-def subjects_page(request: Request):
+def _subjects_context(request: Request) -> dict:
     store = _store(request)
-    return page(
-        request,
-        "ops_subjects.html",
+    return dict(
         subjects=subjects.list_subjects(store),
         images=_subject_images(store),
         categories=subjects.CATEGORIES,
@@ -200,6 +222,11 @@ def subjects_page(request: Request):
         today=date.today().isoformat(),
         default_review=(date.today() + timedelta(days=180)).isoformat(),
     )
+
+
+@router.get("/ops/subjects")
+def subjects_page(request: Request):
+    return page(request, "ops_subjects.html", **_subjects_context(request))
 
 
 @router.post("/ops/subjects")
@@ -216,14 +243,21 @@ def add_subject(
     under_18_justification: Annotated[str, Form()] = "",
     images: Annotated[list[UploadFile] | None, File()] = None,
 ):
-    """Enrol a subject from the upload form; the service checks every image before anything is stored."""
+    """Enrol a subject from the upload form; the service checks every image before anything is stored.
+
+    Refused, the form comes back as typed (the images must be chosen again: no browser keeps a file)."""
     user = current_user(request)
+    typed = {"reference": reference, "name": name, "category": category, "reason": reason, "image_source": image_source,
+             "lawful_basis": lawful_basis, "review_date": review_date, "date_of_birth": date_of_birth,
+             "under_18_justification": under_18_justification}  # fmt: skip
     try:
-        if not _text(reference) or not _text(name):
-            raise OpenLFRError("a subject needs a reference and a name")
+        if not _text(reference):
+            raise FieldError("reference", "enter the subject's reference")
+        if not _text(name):
+            raise FieldError("name", "enter the subject's name")
         chosen = [f for f in images or [] if f.filename]
         if not chosen:
-            raise OpenLFRError("choose at least one reference image")
+            raise FieldError("images", "choose at least one reference image")
         info = subjects.SubjectInfo(
             reference=_text(reference),
             name=_text(name),
@@ -232,32 +266,37 @@ def add_subject(
             image_source=_text(image_source),
             lawful_basis=_text(lawful_basis),
             added_by=user.username,
-            review_date=_date(review_date, "review date"),
-            date_of_birth=_date(date_of_birth, "date of birth", required=False),
+            review_date=_date(review_date, "review date", field="review_date"),
+            date_of_birth=_date(date_of_birth, "date of birth", required=False, field="date_of_birth"),
             under_18_justification=_text(under_18_justification) or None,
         )
         result = subjects.add_subject(_store(request), request.app.state.engines(), info, read_uploads(chosen))
     except OpenLFRError as exc:
-        return redirect("/ops/subjects", error=f"Subject not saved: {exc}")
+        errors = field_errors(exc, SUBJECT_HINTS)
+        return page(request, "ops_subjects.html", status_code=400, **_subjects_context(request), form=typed, errors=errors,
+                    form_error=refused("Subject not saved", exc, errors))  # fmt: skip
     return redirect("/ops/subjects", flash=_enrol_summary(result))
 
 
 # --- deployments ---------------------------------------------------------------------------------
 
 
-@router.get("/ops/deployments")
-def deployments_page(request: Request):
+def _deployments_context(request: Request) -> dict:
+    """The list and the plan form, whose start and end are filled in the force's time zone."""
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    return page(
-        request,
-        "ops_deployments.html",
+    return dict(
         deployments=deployments.list_deployments(_store(request)),
         use_cases=deployments.USE_CASES,
         can_plan=may(request.state.user, "POST", "/ops/deployments"),
         default_threshold=request.app.state.default_threshold(),
-        default_start=now.strftime("%Y-%m-%dT%H:%M"),
-        default_end=(now + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M"),
+        default_start=formatting.input_value(now),
+        default_end=formatting.input_value(now + timedelta(hours=4)),
     )
+
+
+@router.get("/ops/deployments")
+def deployments_page(request: Request):
+    return page(request, "ops_deployments.html", **_deployments_context(request))
 
 
 @router.post("/ops/deployments")
@@ -275,32 +314,54 @@ def plan_deployment(
     camera_source: Annotated[str, Form()] = "",
 ):
     user = current_user(request)
+    typed = {"name": name, "location": location, "latitude": latitude, "longitude": longitude, "use_case": use_case,
+             "start": start, "end": end, "threshold": threshold, "camera_name": camera_name,
+             "camera_source": camera_source}  # fmt: skip
     try:
-        if not _text(name) or not _text(location):
-            raise OpenLFRError("a deployment needs a name and a location")
-        if not _text(camera_name) or not _text(camera_source):
-            raise OpenLFRError("a deployment needs a camera: give its name and source")
-        value = _float(threshold, "threshold")
+        for field, what in (("name", "name"), ("location", "location"), ("camera_name", "camera's name"),
+                            ("camera_source", "camera's source")):  # fmt: skip
+            if not _text(typed[field]):
+                raise FieldError(field, f"enter the deployment's {what}")
+        value = _float(threshold, "threshold", field="threshold")
         deployment_id = deployments.plan(
             _store(request),
             _text(name),
             _text(location),
             use_case,
-            _utc_datetime(start, "start"),
-            _utc_datetime(end, "end"),
+            _local_datetime(start, "start", field="start"),
+            _local_datetime(end, "end", field="end"),
             request.app.state.default_threshold() if value is None else value,
             [deployments.CameraSpec(_text(camera_name), _text(camera_source))],
             created_by=user.username,
-            latitude=_float(latitude, "latitude"),
-            longitude=_float(longitude, "longitude"),
+            latitude=_float(latitude, "latitude", field="latitude"),
+            longitude=_float(longitude, "longitude", field="longitude"),
+            check_sources=True,
         )
     except OpenLFRError as exc:
-        return redirect("/ops/deployments", error=f"Deployment not planned: {exc}")
+        errors = field_errors(exc, PLAN_HINTS)
+        return page(request, "ops_deployments.html", status_code=400, **_deployments_context(request), form=typed,
+                    errors=errors, form_error=refused("Deployment not planned", exc, errors))  # fmt: skip
     return redirect(f"/ops/deployments/{deployment_id}", flash=f"Deployment {deployment_id} planned. Next: build its watchlist.")
 
 
 @router.get("/ops/deployments/{deployment_id}")
 def deployment_page(deployment_id: Id, request: Request):
+    return _deployment_page(request, deployment_id)
+
+
+def _deployment_extras(store: Store, deployment_id: int, user: CurrentUser | None, d: dict) -> dict:
+    """What the page warns about and offers to print: undecided alerts before closing (the officer
+    sees which, not only how many), the leaflet and A3 poster once announced, placeholders in them."""
+    return dict(
+        undecided=alert_service.list_alerts(store, deployment_id, pending_only=True) if d["status"] != "closed" else [],
+        can_open_alerts=may(user, "GET", "/console/alerts/{alert_id}"),
+        printable=bool(d.get("authorised_at")),
+        force_configured=transparency.force_configured(),
+    )
+
+
+def _deployment_page(request: Request, deployment_id: int, status_code: int = 200, **extra) -> Response:
+    """The deployment page; ``extra`` refills a refused form on it (the authorisation's note)."""
     store = _store(request)
     user = request.state.user
     try:
@@ -316,7 +377,7 @@ def deployment_page(deployment_id: Id, request: Request):
         "watchlist": status == "planned" and not (wl and wl["approved_at"]) and may(user, "POST", base + "/watchlist"),
         "approve": status == "planned" and bool(wl) and not wl["approved_at"] and may(user, "POST", base + "/approve"),
         "authorise": status == "planned" and bool(wl and wl["approved_at"]) and may(user, "POST", base + "/authorise"),
-        "start": status in ("authorised", "live", "interrupted") and not running and may(user, "POST", base + "/start"),
+        "start": status in deployments.STARTABLE and not running and may(user, "POST", base + "/start"),
         "stop": running and may(user, "POST", base + "/stop"),
         "close": status != "closed" and may(user, "POST", base + "/close"),
     }
@@ -329,6 +390,9 @@ def deployment_page(deployment_id: Id, request: Request):
     return page(
         request,
         "ops_deployment.html",
+        status_code=status_code,
+        **_deployment_extras(store, deployment_id, user, d),
+        **extra,
         d=d,
         planned_at=_planned_at(store, deployment_id),
         actions=actions,
@@ -380,14 +444,20 @@ def approve_watchlist(deployment_id: Id, request: Request):
 def authorise(
     deployment_id: Id, request: Request, note: Annotated[str, Form()] = "", override_reason: Annotated[str, Form()] = ""
 ):
+    """Refused (no note, the planner authorising, a threshold needing an override), the page comes back
+    with the note and override reason as typed."""
     user = current_user(request)
-    return _lifecycle_step(
-        deployment_id,
-        "Deployment authorised: it may now go live.",
-        lambda: deployments.authorise(
-            _store(request), deployment_id, officer=user.username, note=note, override_reason=override_reason or None
-        ),
-    )
+    try:
+        deployments.authorise(_store(request), deployment_id, officer=user.username, note=note,
+                              override_reason=override_reason or None)  # fmt: skip
+    except NotFoundError as exc:
+        return _not_found(request, exc)
+    except OpenLFRError as exc:
+        errors = field_errors(exc, AUTHORISE_HINTS)
+        return _deployment_page(request, deployment_id, status_code=400, errors=errors,
+                                form={"note": note, "override_reason": override_reason},
+                                form_error=refused("Not authorised", exc, errors))  # fmt: skip
+    return redirect(f"/ops/deployments/{deployment_id}", flash="Deployment authorised: it may now go live.")
 
 
 @router.post("/ops/deployments/{deployment_id}/start")
@@ -396,8 +466,11 @@ def start(deployment_id: Id, request: Request):
     store = _store(request)
     try:
         status = deployments.deployment_detail(store, deployment_id)["status"]
-        if status not in ("authorised", "live", "interrupted"):  # refuse before the model pack is loaded for nothing
-            raise OpenLFRError(f"deployment {deployment_id} is {status}; it must be authorised to go live")
+        if status not in ("live", *deployments.STARTABLE):  # refuse before the model pack is loaded for nothing
+            raise OpenLFRError(
+                f"deployment {deployment_id} has ended; it can only be closed" if status == deployments.ENDED
+                else f"deployment {deployment_id} is {status}; it must be authorised to go live"
+            )  # fmt: skip
         request.app.state.live.start(deployment_id, lambda alert_id: alert_payload(store, alert_id))
     except OpenLFRError as exc:
         return redirect(f"/ops/deployments/{deployment_id}", error=str(exc))
@@ -417,10 +490,19 @@ def stop(deployment_id: Id, request: Request):
 
 
 @router.post("/ops/deployments/{deployment_id}/close")
-def close(deployment_id: Id, request: Request):
+def close(deployment_id: Id, request: Request, undecided_ok: Annotated[str, Form()] = ""):
+    """Close; while alerts await an outcome the officer must first say they close anyway (the page lists them)."""
     user = current_user(request)
 
     def shut() -> str:
+        store = _store(request)
+        closed = deployments.deployment_detail(store, deployment_id)["status"] == "closed"  # the service says why not
+        waiting = [] if closed else [a["id"] for a in alert_service.list_alerts(store, deployment_id, pending_only=True)]
+        if waiting and undecided_ok != "yes":
+            raise OpenLFRError(
+                f"{len(waiting)} alert(s) have no outcome yet ({', '.join(map(str, waiting))}): record their outcomes, "
+                "or tick 'Close anyway' to close with them undecided"
+            )
         request.app.state.live.stop(deployment_id)
         deployments.close(_store(request), deployment_id, by=user.username)
         return "Deployment closed: its watchlist was deleted and its record published."
@@ -469,13 +551,15 @@ def run_retention(request: Request):
 
 
 @router.post("/ops/alerts/{alert_id}/hold")
-def hold(alert_id: Id, request: Request, reason: Annotated[str, Form()] = ""):
+def hold(alert_id: Id, request: Request, reason: Annotated[str, Form()] = "", next: Annotated[str, Form()] = ""):
+    """Place a hold; ``next`` brings the officer back to the page they held it from (the alert's, after an arrest)."""
     user = current_user(request)
+    back = safe_next(next) or "/ops/retention"
     try:
         alert_service.set_legal_hold(_store(request), alert_id, user.username, reason)
     except OpenLFRError as exc:
-        return redirect("/ops/retention", error=f"Alert {alert_id}: {exc}")
-    return redirect("/ops/retention", flash=f"Alert {alert_id} is under legal hold: its images are kept until it is lifted.")
+        return redirect(back, error=f"Alert {alert_id}: {exc}")
+    return redirect(back, flash=f"Alert {alert_id} is under legal hold: its images are kept until it is lifted.")
 
 
 @router.post("/ops/alerts/{alert_id}/release")
@@ -514,8 +598,8 @@ def audit_page(request: Request):
     events: list[dict] = []
     export = ""
     try:
-        since = _utc_datetime(filters["since"], "'since' time", required=False)
-        until = _utc_datetime(filters["until"], "'until' time", required=False)
+        since = _local_datetime(filters["since"], "'since' time", required=False)
+        until = _local_datetime(filters["until"], "'until' time", required=False)
     except OpenLFRError as exc:
         error, since, until = str(exc), None, None
     else:
@@ -551,15 +635,13 @@ def audit_page(request: Request):
 # --- users ---------------------------------------------------------------------------------------
 
 
+def _users_context(request: Request) -> dict:
+    return dict(users=users.list_users(_store(request)), roles=users.ROLE_LABELS, min_password=users.MIN_PASSWORD_LENGTH)
+
+
 @router.get("/admin/users")
 def users_page(request: Request):
-    return page(
-        request,
-        "admin_users.html",
-        users=users.list_users(_store(request)),
-        roles=users.ROLE_LABELS,
-        min_password=users.MIN_PASSWORD_LENGTH,
-    )
+    return page(request, "admin_users.html", **_users_context(request))
 
 
 @router.post("/admin/users")
@@ -570,9 +652,41 @@ def create_user(
     role: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
 ):
+    """Refused, the form comes back as typed, except the password."""
     user = current_user(request)
     try:
         created = users.create_user(_store(request), username, display_name, role, password, created_by=user.username)
     except OpenLFRError as exc:
-        return redirect("/admin/users", error=f"Account not created: {exc}")
+        errors = field_errors(exc, USER_HINTS)
+        return page(request, "admin_users.html", status_code=400, **_users_context(request), errors=errors,
+                    form={"username": username, "display_name": display_name, "role": role},
+                    form_error=refused("Account not created", exc, errors))  # fmt: skip
     return redirect("/admin/users", flash=f"Account {created.username} created ({created.role_label}).")
+
+
+@router.post("/admin/users/{user_id}/active")
+def set_active(user_id: Id, request: Request, active: Annotated[str, Form()] = ""):
+    """Disable (sessions and tokens end at once) or enable an account; the service audits it and keeps
+    the last active administrator."""
+    user = current_user(request)
+    try:
+        if active not in ("yes", "no"):
+            raise OpenLFRError("say whether the account should be active (yes or no)")
+        users.set_active(_store(request), user_id, active == "yes", by=user.username)
+        name = users.get_user(_store(request), user_id)["username"]
+    except OpenLFRError as exc:
+        return redirect("/admin/users", error=f"Account not changed: {exc}")
+    done = "enabled" if active == "yes" else "disabled: its sessions and API tokens were ended"
+    return redirect("/admin/users", flash=f"Account {name} {done}.")
+
+
+@router.post("/admin/users/{user_id}/role")
+def set_role(user_id: Id, request: Request, role: Annotated[str, Form()] = ""):
+    """Change what a person may do (from their next request); audited by the service."""
+    user = current_user(request)
+    try:
+        users.set_role(_store(request), user_id, role, by=user.username)
+        changed = users.get_user(_store(request), user_id)
+    except OpenLFRError as exc:
+        return redirect("/admin/users", error=f"Role not changed: {exc}")
+    return redirect("/admin/users", flash=f"{changed['username']} is now {changed['role_label']}.")

@@ -6,19 +6,19 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse
 
 from openlfr.api.params import Id
 from openlfr.api.policy import ADMIN, AUDITOR, AUTHORISER, EXAMINER, OPERATOR, REVIEWER
-from openlfr.api.routes.alerts import alert_payload
 from openlfr.api.security import SESSION_COOKIE, client_source, current_user
 from openlfr.api.signin import checked_sign_in
 from openlfr.errors import OpenLFRError
 from openlfr.services import alerts as alert_service
 from openlfr.services import audit, deployments, users
+from openlfr.services.alerts import alert_payload
 from openlfr.services.subjects import CATEGORIES
 from openlfr.services.users import AuthError
-from openlfr.web.render import page
+from openlfr.web.render import STATIC_DIR, may, page
 
 router = APIRouter(include_in_schema=False)
 
@@ -68,12 +68,14 @@ async def login(
 
     try:
         user, secret = await checked_sign_in(request, work)
-    except AuthError as exc:
-        return page(request, "login.html", status_code=401, error=str(exc), next_url=safe_next(next) or "")
+    except AuthError as exc:  # the username stays typed; the password never comes back
+        return page(request, "login.html", status_code=401, error=str(exc), next_url=safe_next(next) or "",
+                    form={"username": username})  # fmt: skip
     except HTTPException as exc:
         if exc.status_code != 429:
             raise
-        refused = page(request, "login.html", status_code=429, error=str(exc.detail), next_url=safe_next(next) or "")
+        refused = page(request, "login.html", status_code=429, error=str(exc.detail), next_url=safe_next(next) or "",
+                       form={"username": username})  # fmt: skip
         refused.headers.update(exc.headers or {})
         return refused
     response = redirect(safe_next(next) or HOME_FOR_ROLE.get(user.role, "/"))
@@ -105,6 +107,17 @@ def home(request: Request):
     return redirect(HOME_FOR_ROLE.get(user.role, "/public"))
 
 
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The site's icon, from the package: browsers ask for it on every first visit."""
+    return FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"})
+
+
+def awaiting_hold(alerts: list[dict]) -> list[dict]:
+    """Arrests whose images are not yet under a legal hold: the web's version of the CLI's prompt."""
+    return [a for a in alerts if a["outcome"] == "arrest" and not a["legal_hold"] and not a["images_deleted"]]
+
+
 @router.get("/console")
 def console(request: Request):
     store = request.app.state.store
@@ -116,32 +129,45 @@ def console(request: Request):
         "console.html",
         pending=pending,
         decided=decided,
+        arrests_unheld=awaiting_hold(alerts),
         categories=CATEGORIES,
         outcomes=alert_service.OUTCOMES,
         live=request.app.state.live.status(),
     )
 
 
-@router.get("/console/alerts/{alert_id}")
-def alert_page(alert_id: Id, request: Request):
+def _alert_page(request: Request, alert_id: int, status_code: int = 200, **context):
     user = current_user(request)
     a = alert_payload(request.app.state.store, alert_id)
     audit.record(request.app.state.store, "alert.view", "alert", alert_id)
-    return page(request, "alert.html", a=a, outcomes=alert_service.OUTCOMES, can_decide=user.role in (OPERATOR, REVIEWER))
+    return page(request, "alert.html", status_code=status_code, a=a, outcomes=alert_service.OUTCOMES,
+                can_decide=user.role in (OPERATOR, REVIEWER),
+                can_hold=may(user, "POST", "/ops/alerts/{alert_id}/hold") and not a["images_deleted"], **context)  # fmt: skip
+
+
+@router.get("/console/alerts/{alert_id}")
+def alert_page(alert_id: Id, request: Request):
+    return _alert_page(request, alert_id)
 
 
 @router.post("/console/alerts/{alert_id}/outcome")
 def alert_outcome(alert_id: Id, request: Request, choice: Annotated[str, Form()], note: Annotated[str | None, Form()] = None):
-    """One tap: the button carries the outcome, and for 'no action' the officer's judgement too."""
+    """One tap: the button carries the outcome, and for 'no action' the officer's judgement too.
+
+    Refused, the page comes back with the note as typed. An arrest asks for a legal hold, as the CLI does."""
     user = current_user(request)
     outcome, _, judged = choice.partition(":")
     try:
-        alert_service.record_outcome(
+        result = alert_service.record_outcome(
             request.app.state.store, alert_id, outcome, by=user.username, adjudication=judged or None, note=note or None
         )
     except OpenLFRError as exc:
-        return redirect(f"/console/alerts/{alert_id}", error=str(exc))
-    return redirect("/console", flash=f"Alert {alert_id}: {alert_service.OUTCOMES[outcome]} recorded.")
+        return _alert_page(request, alert_id, status_code=400, form={"note": note or ""}, errors={"outcome": str(exc)})
+    done = f"Alert {alert_id}: {alert_service.OUTCOMES[outcome]} recorded."
+    if result.get("legal_hold_prompt"):
+        done += (f" An arrest followed: an authorising officer should now place a legal hold on alert {alert_id} "
+                 "so its images are kept until the investigation ends.")  # fmt: skip
+    return redirect("/console", flash=done)
 
 
 @router.get("/console/live/{deployment_id}")

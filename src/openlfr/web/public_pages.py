@@ -48,8 +48,8 @@ def public_home(request: Request, location: str | None = None, date_from: str | 
     )
 
 
-@router.get("/public/deployments/{deployment_id}/leaflet")
-def leaflet(deployment_id: Id, request: Request):
+def _printed(request: Request, deployment_id: int, template: str):
+    """The leaflet or the poster: the same published facts (``transparency.leaflet``), nothing more."""
     try:
         facts = transparency.leaflet(request.app.state.store, deployment_id)
     except NotFoundError:
@@ -60,4 +60,15 @@ def leaflet(deployment_id: Id, request: Request):
             heading="Not found",
             message="There is no published deployment with this number.",
         )
-    return page(request, "leaflet.html", d=facts)
+    return page(request, template, d=facts)
+
+
+@router.get("/public/deployments/{deployment_id}/leaflet")
+def leaflet(deployment_id: Id, request: Request):
+    return _printed(request, deployment_id, "leaflet.html")
+
+
+@router.get("/public/deployments/{deployment_id}/poster")
+def poster(deployment_id: Id, request: Request):
+    """An A3 sign for the location (the Met places signs around every deployment); prints on one sheet."""
+    return _printed(request, deployment_id, "poster.html")

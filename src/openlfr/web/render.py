@@ -1,4 +1,5 @@
-"""Rendering pages: one Jinja2 environment, the signed-in user and CSRF token in every page."""
+"""Rendering pages: one Jinja2 environment (with the wording filters of :mod:`openlfr.web.formatting`),
+the signed-in user and CSRF token in every page."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from openlfr.api.policy import rule_for
-from openlfr.services.users import ROLE_LABELS
+from openlfr.services.users import ROLE_LABELS, CurrentUser
+from openlfr.web import formatting
 
+STATIC_DIR = Path(__file__).parent / "static"
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.filters.update(formatting.FILTERS)
+templates.env.globals.update(formatting.GLOBALS)
 
 #: The navigation bar: (label, path); a link is shown only to roles allowed to open it.
 NAV = [
@@ -36,8 +41,19 @@ def nav_for(role: str | None) -> list[tuple[str, str]]:
     return links
 
 
+def may(user: CurrentUser | None, method: str, path: str) -> bool:
+    """Whether the policy lets this user call the route (``path`` as written in policy.py): pages offer
+    only the buttons their viewer may press."""
+    rule = rule_for(method, path) or frozenset()
+    return user is not None and user.role in rule
+
+
 def page(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
+    """Render a page. ``form`` (what was typed) and ``errors`` (field name → message) refill a form
+    that was refused, so nobody types it all again; every template may read both."""
     user = getattr(request.state, "user", None)
+    context.setdefault("form", {})
+    context.setdefault("errors", {})
     context.update(
         user=user,
         role_label=ROLE_LABELS.get(user.role, user.role) if user else None,

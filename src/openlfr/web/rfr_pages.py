@@ -8,18 +8,27 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from openlfr.api.params import Id
-from openlfr.api.routes.subjects import read_uploads
 from openlfr.api.security import current_user
-from openlfr.errors import OpenLFRError
+from openlfr.api.uploads import read_uploads
+from openlfr.errors import NotFoundError, OpenLFRError
 from openlfr.services import rfr
+from openlfr.web.forms import field_errors, refused
 from openlfr.web.pages import redirect
 from openlfr.web.render import page
 
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/rfr")
-def searches(request: Request, case: str | None = None):
+#: Which field a refused search is about, from the service's words (see ``ops_pages.field_errors``).
+SEARCH_HINTS = (
+    ("case_reference", ("case reference",)),
+    ("justification", ("justification",)),
+    ("top_k", ("top-k",)),
+    ("probe", ("image", "face", "video", "clip", "probe", "file")),
+)
+
+
+def _searches_page(request: Request, case: str | None = None, status_code: int = 200, **extra):
     store = request.app.state.store
     try:
         from openlfr.services import custody
@@ -27,8 +36,13 @@ def searches(request: Request, case: str | None = None):
         gallery = custody.stats(store)
     except (ImportError, OpenLFRError):
         gallery = None
-    return page(request, "rfr.html", searches=rfr.list_searches(store, case or None), gallery=gallery,
-                default_k=rfr.DEFAULT_TOP_K, max_k=rfr.MAX_TOP_K)  # fmt: skip
+    return page(request, "rfr.html", status_code=status_code, searches=rfr.list_searches(store, case or None),
+                gallery=gallery, default_k=rfr.DEFAULT_TOP_K, max_k=rfr.MAX_TOP_K, **extra)  # fmt: skip
+
+
+@router.get("/rfr")
+def searches(request: Request, case: str | None = None):
+    return _searches_page(request, case)
 
 
 @router.post("/rfr/searches")
@@ -48,8 +62,11 @@ def start(
             k = -1
         result = rfr.start_search(request.app.state.store, request.app.state.engines("custody"), data, name, case_reference,
                                   justification, user.username, k)  # fmt: skip
-    except OpenLFRError as exc:
-        return redirect("/rfr", error=str(exc))
+    except OpenLFRError as exc:  # the form comes back as typed; the probe file must be chosen again
+        errors = field_errors(exc, SEARCH_HINTS)
+        typed = {"case_reference": case_reference, "justification": justification, "top_k": top_k}
+        return _searches_page(request, status_code=400, errors=errors, form=typed,
+                              form_error=refused("Search not started", exc, errors))  # fmt: skip
     return redirect(f"/rfr/searches/{result['id']}")
 
 
@@ -82,14 +99,18 @@ def complete(search_id: Id, request: Request):
     return redirect(f"/rfr/searches/{search_id}", flash="Review complete: unmarked candidates recorded as not a match.")
 
 
-@router.get("/rfr/candidates/{candidate_id}")
-def candidate(candidate_id: Id, request: Request):
+def _candidate_page(request: Request, candidate_id: int, status_code: int = 200, **extra):
     user = current_user(request)
     c = rfr.candidate_detail(request.app.state.store, candidate_id, user.username)
     can_confirm = c["awaiting_your_confirmation"]  # the independence rule lives in services.rfr
     can_decide = c["confirmation"] is None and not can_confirm
-    return page(request, "rfr_candidate.html", c=c, can_confirm=can_confirm, can_decide=can_decide,
-                decisions=rfr.DECISIONS, confirmations=rfr.CONFIRMATIONS)  # fmt: skip
+    return page(request, "rfr_candidate.html", status_code=status_code, c=c, can_confirm=can_confirm,
+                can_decide=can_decide, decisions=rfr.DECISIONS, confirmations=rfr.CONFIRMATIONS, **extra)  # fmt: skip
+
+
+@router.get("/rfr/candidates/{candidate_id}")
+def candidate(candidate_id: Id, request: Request):
+    return _candidate_page(request, candidate_id)
 
 
 @router.post("/rfr/candidates/{candidate_id}/decision")
@@ -98,8 +119,10 @@ def decide(candidate_id: Id, request: Request, decision: Annotated[str, Form()] 
     try:
         result = rfr.decide(request.app.state.store, candidate_id, decision, user.username, note or None)
         detail = rfr.candidate_detail(request.app.state.store, candidate_id, user.username)
-    except OpenLFRError as exc:
-        return redirect(f"/rfr/candidates/{candidate_id}", error=str(exc))
+    except NotFoundError:
+        raise
+    except OpenLFRError as exc:  # back to the comparison with the note as typed
+        return _candidate_page(request, candidate_id, status_code=400, form={"note": note}, form_error=str(exc))
     return redirect(f"/rfr/searches/{detail['search_id']}", flash=f"Rank {result['rank']}: {rfr.DECISIONS[decision]} recorded.")
 
 
@@ -109,7 +132,9 @@ def confirm(candidate_id: Id, request: Request, agree: Annotated[str, Form()] = 
     try:
         result = rfr.confirm(request.app.state.store, candidate_id, agree == "yes", user.username, note or None)
         detail = rfr.candidate_detail(request.app.state.store, candidate_id, user.username)
+    except NotFoundError:
+        raise
     except OpenLFRError as exc:
-        return redirect(f"/rfr/candidates/{candidate_id}", error=str(exc))
+        return _candidate_page(request, candidate_id, status_code=400, form={"cnote": note}, form_error=str(exc))
     label = rfr.CONFIRMATIONS[result["confirmation"]]
     return redirect(f"/rfr/searches/{detail['search_id']}", flash=f"Rank {result['rank']}: {label}.")

@@ -4,50 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from openlfr.api.params import Id, IdFilter
 from openlfr.api.security import SignedIn
 from openlfr.services import alerts as service
 from openlfr.services import audit
-from openlfr.services.common import utc
-from openlfr.services.subjects import CATEGORIES, SUBJECTS_GALLERY
-from openlfr.storage import Store
-from openlfr.storage.models import Alert, Gallery, Person, SubjectDetails
+from openlfr.services.alerts import alert_payload
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 IMAGE_KINDS = ("probe", "frame", "reference")
 #: A comment line is sent this often so proxies keep the stream open and closed tabs are noticed.
 KEEPALIVE_S = 15.0
-
-
-def alert_payload(store: Store, alert_id: int) -> dict:
-    """What a console needs to show an alert; ``captured_at_ms`` lets the browser measure latency."""
-    with store.session() as s:
-        alert = s.get(Alert, alert_id)
-        if alert is None:
-            raise HTTPException(404, f"alert {alert_id} does not exist")
-        summary = service.alert_summary(alert)
-        summary["captured_at_ms"] = round(utc(alert.frame_time).astimezone(UTC).timestamp() * 1000, 1)
-        summary["reason"] = _subject_reason(s, alert.subject_reference)
-        summary["category_label"] = CATEGORIES.get(alert.subject_category, alert.subject_category)
-        return summary
-
-
-def _subject_reason(s, reference: str) -> str | None:
-    """Why the subject is sought, from their current details (the deployment's copy goes when it closes)."""
-    row = s.execute(
-        select(SubjectDetails.reason)
-        .join(Person, Person.id == SubjectDetails.person_id)
-        .join(Gallery, Gallery.id == Person.gallery_id)
-        .where(Gallery.name == SUBJECTS_GALLERY, Person.reference == reference)
-    ).first()
-    return row[0] if row else None
 
 
 class OutcomeIn(BaseModel):

@@ -66,6 +66,7 @@ def plan(body: PlanIn, request: Request, user: SignedIn) -> dict:
         longitude=body.longitude,
         confirm_n=body.confirm_n,
         confirm_m=body.confirm_m,
+        check_sources=True,
     )
     return service.deployment_detail(request.app.state.store, deployment_id)
 
@@ -98,7 +99,7 @@ def authorise(deployment_id: Id, body: NoteIn, request: Request, user: SignedIn)
 @router.post("/deployments/{deployment_id}/start")
 def start(deployment_id: Id, request: Request) -> dict:
     """Go live: the server runs the deployment's cameras until it is stopped or its planned end."""
-    from openlfr.api.routes.alerts import alert_payload
+    from openlfr.services.alerts import alert_payload
 
     store = request.app.state.store
     run = request.app.state.live.start(deployment_id, lambda alert_id: alert_payload(store, alert_id))

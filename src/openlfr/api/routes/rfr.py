@@ -9,8 +9,8 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from openlfr.api.params import Id, Number
-from openlfr.api.routes.subjects import read_uploads
 from openlfr.api.security import SignedIn
+from openlfr.api.uploads import read_uploads
 from openlfr.services import rfr
 
 router = APIRouter(prefix="/api/v1", tags=["retrospective search"])

@@ -10,22 +10,10 @@ from fastapi.responses import Response
 
 from openlfr.api.params import Id
 from openlfr.api.security import SignedIn
+from openlfr.api.uploads import read_uploads
 from openlfr.services import subjects as subject_service
 
 router = APIRouter(prefix="/api/v1", tags=["subjects"])
-MAX_UPLOAD_BYTES = 40 * 1024 * 1024
-
-
-def read_uploads(files: list[UploadFile]) -> list[tuple[str, bytes]]:
-    from openlfr.errors import ImageError
-
-    images = []
-    for f in files:
-        data = f.file.read(MAX_UPLOAD_BYTES + 1)
-        if len(data) > MAX_UPLOAD_BYTES:
-            raise ImageError(f"{f.filename}: larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
-        images.append((f.filename or "upload", data))
-    return images
 
 
 @router.get("/subjects")
