@@ -122,6 +122,10 @@ def deployments_plan(
         typer.Option("--threshold", help="Alert threshold (default: the default pack's; 0.45 for the yunet-sface pack)."),
     ] = DEFAULT_THRESHOLD,
     record: Annotated[list[str] | None, typer.Option("--record", help="Record footage from this camera.")] = None,
+    min_face: Annotated[
+        list[str] | None,
+        typer.Option("--min-face", help="NAME=PX: smallest face that camera must find (default 40 px; 24 costs frame rate)."),
+    ] = None,
     latitude: Annotated[float | None, typer.Option("--lat")] = None,
     longitude: Annotated[float | None, typer.Option("--lon")] = None,
     confirm: Annotated[str, typer.Option("--confirm", help="N/M: alert when N of a face's last M templates match.")] = "2/5",
@@ -132,12 +136,21 @@ def deployments_plan(
     from openlfr.services.deployments import CameraSpec, deployment_detail, plan
     from openlfr.storage import Store
 
+    smallest: dict[str, float] = {}
+    for item in min_face or []:
+        cam_name, sep, px = item.partition("=")
+        try:
+            smallest[cam_name] = float(px)
+        except ValueError:
+            raise OpenLFRError(f"--min-face {item!r} must be NAME=PX, e.g. north=24") from None
     specs = []
     for item in camera:
         cam_name, sep, source = item.partition("=")
         if not sep or not cam_name or not source:
             raise OpenLFRError(f"--camera {item!r} must be NAME=SOURCE")
-        specs.append(CameraSpec(cam_name, source, cam_name in (record or [])))
+        specs.append(CameraSpec(cam_name, source, cam_name in (record or []), smallest.pop(cam_name, None)))
+    if smallest:
+        raise OpenLFRError(f"--min-face names no camera of this deployment: {', '.join(smallest)}")
     try:
         n, m = (int(v) for v in confirm.split("/"))
     except ValueError as exc:
@@ -567,6 +580,9 @@ def evaluate_walkby(
     repeat_window: Annotated[
         float, typer.Option("--repeat-window", min=0, help="Seconds in which a subject's further alerts merge into the first.")
     ] = 120.0,
+    min_face: Annotated[
+        float | None, typer.Option("--min-face", help="Smallest face (px) the camera must find (default 40; 24 is slower).")
+    ] = None,
     pack: PackOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -590,6 +606,7 @@ def evaluate_walkby(
             progress=lambda done, total: bar.update(task, completed=done, total=total, rate="subjects"),
             drop_frame=(lambda index: index % process_every != 0) if process_every > 1 else None,
             repeat_window_s=repeat_window,
+            min_face_px=min_face,
         )
     if report:
         from openlfr.evaluation import live_report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from openlfr.core.alignment import ARCFACE_112, align_face
@@ -58,8 +59,34 @@ class FaceEngine:
         """First-model cosines from scores of first-model-only templates (``describe(second_opinion=False)``)."""
         return scores / self.fusion_weight if self.second else scores
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        return self.detector.detect(image)
+    def detect(self, image: np.ndarray, scale: float = 1.0) -> list[Detection]:
+        """Faces in ``image``; with ``scale`` < 1 found on a reduced copy (a quarter of the pixels at 0.5,
+        so about a quarter of the time) and returned in full-resolution coordinates. Faces smaller than
+        about 20 px in the reduced copy are missed: choose the scale from the smallest face wanted."""
+        if scale >= 1.0:
+            return self.detector.detect(image)
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return [d.scaled(1.0 / scale) for d in self.detector.detect(small)]
+
+    def refine(self, image: np.ndarray, detection: Detection, margin: float = 1.0) -> Detection:
+        """The detection found again at full resolution in a window around it (``margin`` face sizes
+        each side): landmarks from a reduced frame are a pixel or two off at full size, which costs
+        alignment and so recognition. Returns ``detection`` itself when the window finds no face there."""
+        x, y, w, h = detection.box
+        h_img, w_img = image.shape[:2]
+        x0, y0 = max(0, int(x - margin * w)), max(0, int(y - margin * h))
+        x1, y1 = min(w_img, int(x + w * (1 + margin)) + 1), min(h_img, int(y + h * (1 + margin)) + 1)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return detection
+        found = self.detector.detect(np.ascontiguousarray(image[y0:y1, x0:x1]))
+        if not found:
+            return detection
+        cx, cy = x + w / 2 - x0, y + h / 2 - y0
+        nearest = min(found, key=lambda d: (d.box[0] + d.box[2] / 2 - cx) ** 2 + (d.box[1] + d.box[3] / 2 - cy) ** 2)
+        nx, ny, nw, nh = nearest.box
+        if abs(nx + nw / 2 - cx) > w / 2 or abs(ny + nh / 2 - cy) > h / 2 or not 0.5 <= nw / max(w, 1e-6) <= 2.0:
+            return detection  # another face in the window, not this one
+        return nearest.scaled(1.0, (float(x0), float(y0)))
 
     def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
         return align_face(image, detection.landmarks, self.template)

@@ -23,6 +23,16 @@ class Detection:
     def inter_eye_px(self) -> float:
         return float(np.linalg.norm(self.landmarks[0] - self.landmarks[1]))
 
+    def scaled(self, factor: float, offset: tuple[float, float] = (0.0, 0.0)) -> Detection:
+        """The same detection in another image's coordinates: multiplied by ``factor``, then shifted."""
+        x, y, w, h = self.box
+        dx, dy = offset
+        return Detection(
+            box=(x * factor + dx, y * factor + dy, w * factor, h * factor),
+            landmarks=(self.landmarks * factor + np.array([dx, dy], dtype=np.float32)).astype(np.float32),
+            score=self.score,
+        )
+
 
 @dataclass(frozen=True)
 class QualityReport:

@@ -220,10 +220,11 @@ def run(
     remember: bool = True,
     drop_frame: Callable[[int], bool] | None = None,
     repeat_window_s: float = REPEAT_WINDOW_S,
+    min_face_px: float | None = None,
 ) -> WalkbyResult:
     return run_with_events(
         engine, truth_path, video_path, threshold, realtime, home, confirm, pool_templates, progress=progress,
-        remember=remember, drop_frame=drop_frame, repeat_window_s=repeat_window_s,
+        remember=remember, drop_frame=drop_frame, repeat_window_s=repeat_window_s, min_face_px=min_face_px,
     )[0]  # fmt: skip
 
 
@@ -241,13 +242,15 @@ def run_with_events(
     remember: bool = True,
     drop_frame: Callable[[int], bool] | None = None,
     repeat_window_s: float = REPEAT_WINDOW_S,
+    min_face_px: float | None = None,
 ) -> tuple[WalkbyResult, Scenario, list[tuple[float, str]]]:
     """:func:`run`, also returning the scenario and the alert events (video time, subject) for time-to-alert.
 
     ``progress(done, total)`` follows the enrolment of the watchlist; ``remember`` keeps the reference
     images' faces beside the truth file for the next run (:class:`RememberedFaces`).
     ``drop_frame(index)`` (not in real time) says which frames to skip, as a busy machine would
-    drop them, deterministically.
+    drop them, deterministically. ``min_face_px``: the camera's smallest face to find (None: the
+    pipeline's default, 40 px).
     """
     truth_path = Path(truth_path)
     scenario = Scenario.from_json(json.loads(truth_path.read_text()))
@@ -269,7 +272,7 @@ def run_with_events(
             now,
             now + timedelta(hours=2),
             threshold,
-            [deployments.CameraSpec("sim", str(video))],
+            [deployments.CameraSpec("sim", str(video), min_face_px=min_face_px)],
             "evaluator",
             confirm_n=confirm[0],
             confirm_m=confirm[1],

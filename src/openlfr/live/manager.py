@@ -111,7 +111,7 @@ class LiveManager:
                 deployments.require_startable(deployments.get(s, deployment_id))
             # A camera that cannot be opened refuses the start (SourceError naming it) before any
             # model is loaded or the deployment is shown live; the thread opens them again.
-            for _name, source, _record in open_cameras(self.store, deployment_id, realtime=True):
+            for _spec, source in open_cameras(self.store, deployment_id, realtime=True):
                 source.close()
             engine = self.engine_factory()
             deployments.start(self.store, deployment_id)  # refuses with a clear error before any thread starts

@@ -131,8 +131,14 @@ class PipelineConfig:
     recheck_s: float = 1.0
     blur_non_alerting: bool = True
     #: Detections narrower than this (px) are ignored: too small to recognise, and where detectors'
-    #: false positives (badges, patterns) concentrate. Faces of 24 px and up are followed.
+    #: false positives (badges, patterns) concentrate.
     min_face_px: float = 20.0
+    #: The smallest face (px wide, full resolution) the camera must find. Each frame is searched on a
+    #: copy reduced so that such a face is ``DETECTOR_MIN_FACE_PX`` wide (0.5 for 40 px at 1080p: a
+    #: quarter of the pixels, so about a quarter of the detection time), and each face about to be
+    #: templated is found again at full resolution for precise landmarks (``FaceEngine.refine``).
+    #: A camera asked to find 24 px faces searches at 0.83: slower, but they stay findable.
+    smallest_face_px: float = 40.0
     #: Views whose inter-eye distance (px) is below this are tracked and counted but never compared
     #: with the watchlist. None: the engine's pack's measured minimum (``ModelPack.min_alert_inter_eye_px``,
     #: from ``benchmarks/face_size.py``); 0 compares every view. A per-camera or per-deployment
@@ -143,6 +149,8 @@ class PipelineConfig:
 @dataclass
 class PipelineStats:
     frames: int = 0
+    #: Views whose landmarks were found again at full resolution before templating.
+    refined: int = 0
     faces_seen: int = 0
     templates: int = 0
     alerts: int = 0
@@ -154,6 +162,15 @@ class PipelineStats:
     views_too_small: int = 0
     detect_ms: float = 0.0
     template_ms: float = 0.0
+
+
+#: The smallest face (px wide) the detector finds reliably in the image it is given.
+DETECTOR_MIN_FACE_PX = 20.0
+
+
+def detection_scale(smallest_face_px: float) -> float:
+    """The scale to search frames at so that a face ``smallest_face_px`` wide is still found."""
+    return min(1.0, DETECTOR_MIN_FACE_PX / max(smallest_face_px, 1e-6))
 
 
 def face_crop(image: np.ndarray, detection: Detection, margin: float = 0.5) -> np.ndarray:
@@ -191,6 +208,8 @@ class CameraPipeline:
             limit = engine.min_alert_inter_eye_px if engine is not None else None
         #: The inter-eye distance (px) a view needs to be compared with the watchlist.
         self.min_alert_inter_eye_px = float(limit or 0.0)
+        #: Scale of the copy each frame is searched on (see ``PipelineConfig.smallest_face_px``).
+        self.detect_scale = detection_scale(config.smallest_face_px)
 
     def _end(self, tracks: list[Track]) -> None:
         for track in tracks:
@@ -226,7 +245,9 @@ class CameraPipeline:
 
     def process(self, frame: Frame) -> list[AlertEvent]:
         started = time.perf_counter()
-        detections = [d for d in self.engine.detect(frame.image) if d.box[2] >= self.config.min_face_px]
+        detections = [
+            d for d in self.engine.detect(frame.image, self.detect_scale) if d.box[2] >= self.config.min_face_px
+        ]
         detected = time.perf_counter()
         update = self.tracker.update(detections, frame.captured_at)
         self._end(update.ended)
@@ -235,6 +256,10 @@ class CameraPipeline:
         self.stats.views_too_small += len(update.confirmed) - len(comparable)
         chosen = [t for t in comparable if self._wants_template(t)]
         alerts: list[AlertEvent] = []
+        if chosen and self.detect_scale < 1.0:
+            for track in chosen:
+                track.detection = self.engine.refine(frame.image, track.detection)
+            self.stats.refined += len(chosen)
         if chosen:
             # With a fused pack, the slow second model runs only on views that the first model puts
             # near enough to a subject for the fused score to possibly reach the threshold; the
@@ -368,6 +393,7 @@ class WorkerStats:
             "track_splits": pipeline.splits,
             "second_opinions": pipeline.second_opinions,
             "views_too_small": pipeline.views_too_small,
+            "views_refined": pipeline.refined,
             "mean_detect_ms": round(pipeline.detect_ms / max(pipeline.frames, 1), 1),
             "mean_template_ms_per_frame": round(pipeline.template_ms / max(pipeline.frames, 1), 1),
             "alert_latency_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat is not None else None,

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -248,10 +248,10 @@ def open_cameras(
     realtime: bool,
     on_event: Callable[[str, str], None] | None = None,
     on_state: Callable[[str, str, str | None], None] | None = None,
-) -> list[tuple[str, VideoSource, bool]]:
+) -> list[tuple[deployments.CameraSpec, VideoSource]]:
     """Open every camera's source, or none: a source that cannot be opened is recorded as ``failed``
     with its reason and refused with a :class:`SourceError` that names the camera."""
-    opened: list[tuple[str, VideoSource, bool]] = []
+    opened: list[tuple[deployments.CameraSpec, VideoSource]] = []
     try:
         for spec in deployments.camera_sources(store, deployment_id):
             try:
@@ -264,9 +264,9 @@ def open_cameras(
             except SourceError as exc:
                 deployments.set_camera_state(store, deployment_id, spec.name, "failed", f"cannot be opened: {exc}")
                 raise SourceError(f"camera {spec.name!r} cannot be opened, so the deployment cannot go live: {exc}") from exc
-            opened.append((spec.name, source, spec.record))
+            opened.append((spec, source))
     except BaseException:
-        for _name, source, _record in opened:
+        for _spec, source in opened:
             source.close()
         raise
     return opened
@@ -319,7 +319,7 @@ def _run_deployment(
     try:
         deployments.start(store, deployment_id, now=now)
     except BaseException:
-        for _name, source, _record in cameras:
+        for _spec, source in cameras:
             source.close()
         raise
     with store.session() as s:
@@ -362,9 +362,10 @@ def _run_deployment(
 
     stop = stop or threading.Event()
     workers = []
-    for name, source, record in cameras:
-        pipeline = CameraPipeline(name, engine, watchlist, config, store_alert)
-        recorder = SegmentRecorder(store, deployment_id, name, source.fps, segment_seconds) if record else None
+    for spec, source in cameras:
+        camera_config = config if spec.min_face_px is None else replace(config, smallest_face_px=spec.min_face_px)
+        pipeline = CameraPipeline(spec.name, engine, watchlist, camera_config, store_alert)
+        recorder = SegmentRecorder(store, deployment_id, spec.name, source.fps, segment_seconds) if spec.record else None
         workers.append(
             CameraWorker(
                 source, pipeline, stop, realtime=realtime, on_frame=on_frame, recorder=recorder, drop_frame=drop_frame

@@ -58,6 +58,8 @@ ENDED = "ended"
 STARTABLE = ("authorised", PAUSED, INTERRUPTED)
 #: Statuses a deployment may be closed from.
 CLOSABLE = ("planned", "authorised", "live", PAUSED, ENDED, INTERRUPTED)
+#: The smallest face a camera may be asked to find: the detector's limit and a face worth finding.
+MIN_FACE_PX_RANGE = (20.0, 400.0)
 #: Camera states (see the module docstring).
 CAMERA_STATES = ("unreachable", "connecting", "up", "reconnecting", "failed", "ended", "stopped")
 
@@ -67,13 +69,22 @@ class CameraSpec:
     name: str
     source: str
     record: bool = False
+    #: The smallest face (px wide at the camera's resolution) it must find; None: the live
+    #: pipeline's default (``PipelineConfig.smallest_face_px``, 40 px). 24 px keeps distant faces
+    #: findable at the cost of frame rate.
+    min_face_px: float | None = None
 
 
 def _camera(store: Store, spec: CameraSpec) -> Camera:
     """A camera row: the address encrypted in full, and only its redacted form in plain text (an RTSP
     address often carries the camera's password, which administrators and auditors must not see).
     The full address is sealed by :func:`_seal_source` once the row has its id (flush first)."""
-    return Camera(name=spec.name, source=redact_source(spec.source), source_sealed=None, record=spec.record)
+    if spec.min_face_px is not None and not MIN_FACE_PX_RANGE[0] <= spec.min_face_px <= MIN_FACE_PX_RANGE[1]:
+        low, high = MIN_FACE_PX_RANGE
+        raise OpenLFRError(f"camera {spec.name}: smallest face {spec.min_face_px} px must be between {low:.0f} and {high:.0f} px")
+    return Camera(
+        name=spec.name, source=redact_source(spec.source), source_sealed=None, record=spec.record, min_face_px=spec.min_face_px
+    )
 
 
 def _source_context(camera_id: int | None) -> str:
@@ -93,6 +104,7 @@ def camera_sources(store: Store, deployment_id: int) -> list[CameraSpec]:
                 c.name,
                 store.cipher.decrypt(c.source_sealed, _source_context(c.id)).decode() if c.source_sealed else c.source,
                 c.record,
+                c.min_face_px,
             )
             for c in get(s, deployment_id).cameras
         ]
@@ -551,6 +563,7 @@ def camera_view(c: Camera) -> dict:
         "name": c.name,
         "source": c.source,
         "record": c.record,
+        "min_face_px": c.min_face_px,
         "state": c.state,
         "reason": c.state_reason,
         "state_at": utc(c.state_at).isoformat() if c.state_at else None,

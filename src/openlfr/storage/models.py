@@ -154,6 +154,9 @@ class Camera(Base):
     source: Mapped[str] = mapped_column(String(1000))
     source_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     record: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The smallest face (px wide) this camera must find; None: the pipeline's default (40 px). Smaller
+    # means detection on a larger copy of each frame, so fewer frames a second.
+    min_face_px: Mapped[float | None] = mapped_column(Float, nullable=True)
     # What the camera is doing now (connecting, up, reconnecting, failed, ended, stopped), why, and
     # since when: written by the process running it, read by every page and by other processes.
     state: Mapped[str | None] = mapped_column(String(20), nullable=True)

@@ -20,6 +20,10 @@ class CameraIn(BaseModel):
     name: str
     source: str = Field(description="Video file, rtsp:// or http(s):// stream, camera index, or image folder.")
     record: bool = False
+    min_face_px: float | None = Field(
+        default=None, ge=20, le=400,
+        description="Smallest face (px wide) this camera must find; default 40. Smaller costs frame rate.",
+    )  # fmt: skip
 
 
 class PlanIn(BaseModel):
@@ -60,7 +64,7 @@ def plan(body: PlanIn, request: Request, user: SignedIn) -> dict:
         body.start,
         body.end,
         request.app.state.default_threshold() if body.threshold is None else body.threshold,
-        [service.CameraSpec(c.name, c.source, c.record) for c in body.cameras],
+        [service.CameraSpec(c.name, c.source, c.record, c.min_face_px) for c in body.cameras],
         created_by=user.username,
         latitude=body.latitude,
         longitude=body.longitude,
