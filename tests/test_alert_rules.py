@@ -6,7 +6,7 @@ import numpy as np
 
 from openlfr.core.types import Detection, Face
 from openlfr.live.pipeline import CameraPipeline, PipelineConfig, Watchlist
-from openlfr.live.tracker import Track
+from openlfr.live.tracker import Track, TrackState
 from openlfr.media.video import Frame
 
 DIM = 16
@@ -95,9 +95,9 @@ def test_ended_tracks_keep_nothing() -> None:
     p, _ = pipeline(PipelineConfig(threshold=0.45))
     t = track()
     feed(p, t, [probe({0: 0.1})] * 3)
-    assert t.state
+    assert not t.state.empty and t.state.templates == 3 and t.state.pooled is not None
     p._end([t])
-    assert t.state == {} and p.stats.faces_seen == 1
+    assert t.state.empty and t.state == TrackState() and p.stats.faces_seen == 1
 
 
 class StubEngine:
@@ -111,8 +111,11 @@ class StubEngine:
         self.shown: list[tuple[Detection, np.ndarray]] = []
         self.templated: list[float] = []  # inter-eye distance of every view templated
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        return [d for d, _ in self.shown]
+    def detect(self, image: np.ndarray, scale: float = 1.0) -> list[Detection]:
+        return [d for d, _ in self.shown]  # in full-resolution coordinates, whatever the search scale
+
+    def refine(self, image: np.ndarray, detection: Detection) -> Detection:
+        return detection
 
     def describe(self, image: np.ndarray, detections: list[Detection], second_opinion: bool = True) -> list[Face]:
         template = {id(d): t for d, t in self.shown}

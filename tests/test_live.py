@@ -114,7 +114,7 @@ def test_operator_view_blurs_faces_that_raised_no_alert(tmp_path: Path, engine) 
 
     def capture(pipeline, frame) -> None:
         if frame.index == 60:
-            tracks = [(t.detection.box, bool(t.state.get("alerted"))) for t in pipeline.active]
+            tracks = [(t.detection.box, bool(t.state.alerted)) for t in pipeline.active]
             views.append((frame.image.copy(), pipeline.operator_view(frame.image), tracks))
 
     run_deployment(store, engine, deployment_id, realtime=False, on_frame=capture)
@@ -288,7 +288,7 @@ def test_track_that_swaps_to_another_face_is_split(engine) -> None:
         image = np.full((480, 640, 3), 90, np.uint8)
         image[140:340, 220:420] = tile
         pipeline.process(Frame(image, n, n * 0.1, n * 0.1))
-        ids_and_alerted.append([(t.id, bool(t.state.get("alerted"))) for t in pipeline.active])
+        ids_and_alerted.append([(t.id, bool(t.state.alerted)) for t in pipeline.active])
     assert [e.reference for e in events] == ["GH-1"]
     hopper_ids = {i for frame in ids_and_alerted[:16] for i, _ in frame}
     assert len(hopper_ids) == 1 and pipeline.stats.splits == 1

@@ -119,7 +119,8 @@ def test_anonymous_access_and_what_is_announced(client: TestClient, world: World
     rows = announced.json()
     assert [r["id"] for r in rows] == [world.live, world.upcoming]  # soonest first; planned not announced
     assert {r["status"] for r in rows} == {"live", "authorised"}
-    assert set(rows[0]) == {"id", "location", "latitude", "longitude", "date", "start", "end", "use_case", "status", "public_status"}
+    fields = {"id", "location", "latitude", "longitude", "date", "start", "end", "use_case", "status", "public_status"}
+    assert set(rows[0]) == fields
     assert [r["public_status"] for r in rows] == ["live", "planned"]
     assert rows[0]["use_case"] == "Crime hotspot" and rows[0]["start"].endswith("+00:00")
 
@@ -158,7 +159,8 @@ def test_a3_poster_for_each_announced_deployment(client: TestClient, world: Worl
         assert needed in page.text, needed
     assert "<img" not in page.text and SUBJECT_NAME not in page.text and "north-gate" not in page.text
     assert client.get(f"/public/deployments/{world.planned}/poster").status_code == 404
-    assert f'href="/public/deployments/{world.upcoming}/poster"' in client.get(f"/public/deployments/{world.upcoming}/leaflet").text
+    leaflet = client.get(f"/public/deployments/{world.upcoming}/leaflet").text
+    assert f'href="/public/deployments/{world.upcoming}/poster"' in leaflet
     css = client.get("/static/app.css").text
     assert re.search(r"@page poster \{ size: A3 portrait;", css) and "body.poster-page, .poster { page: poster; }" in css
     monkeypatch.setenv("OPENLFR_FORCE_NAME", "Westshire Constabulary")

@@ -177,7 +177,7 @@ def test_tracker_keeps_no_reference_to_ended_tracks() -> None:
         update = tracker.update([face(300 + 5 * i, 300, 80), face(1200, 600, 80)], i / 30)
     track = next(tr for tr in update.active if tr.detection.box[0] < 1000)
     template = np.ones(128, dtype=np.float32)
-    track.state["template"] = template
+    track.state.pooled = template
     track_ref, template_ref = weakref.ref(track), weakref.ref(template)
     del template
 
@@ -240,13 +240,13 @@ def test_low_score_detections_extend_tracks_but_never_create_them() -> None:
 def test_state_is_per_track_and_kept_while_the_track_lives() -> None:
     tracker = FaceTracker()
     a, b = tracker.update([face(300, 300, 80), face(1200, 300, 80)], 0.0).active
-    assert a.state == {} and b.state == {} and a.state is not b.state
-    a.state["templates"] = [np.zeros(4)]
-    a.state["best"] = 0.42
+    assert a.state.empty and b.state.empty and a.state is not b.state
+    a.state.scores.append(np.zeros(4))
+    a.state.best_quality = 0.42
     update = tracker.update([face(305, 300, 80), face(1195, 300, 80)], 0.1)
     assert update.active == [a, b]
-    assert a.state["best"] == 0.42 and len(a.state["templates"]) == 1
-    assert b.state == {}
+    assert a.state.best_quality == 0.42 and len(a.state.scores) == 1
+    assert b.state.empty
     assert update.confirmed == [a, b]
 
 
@@ -296,7 +296,7 @@ def test_split_replaces_a_track_with_a_fresh_confirmed_one() -> None:
         (old,) = tracker.update([face(500 + 60 * n, 500, 80)], n * 0.1).active
     assert old.has_velocity and old.confirmed
     new = tracker.split(old)
-    assert new.id > old.id and new.confirmed and not new.has_velocity and new.state == {}
+    assert new.id > old.id and new.confirmed and not new.has_velocity and new.state.empty
     assert new.box == old.box and new.first_seen == new.last_seen == old.last_seen
     assert tracker.tracks == [new]  # the old track is forgotten; the caller ends it
     (follow,) = tracker.update([face(500 + 60 * 4, 500, 80)], 0.4).active

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -213,22 +212,22 @@ class CameraPipeline:
 
     def _end(self, tracks: list[Track]) -> None:
         for track in tracks:
-            if track.confirmed or track.state.get("templates"):
+            if track.confirmed or track.state.templates:
                 self.stats.faces_seen += 1
             track.state.clear()  # the only copy of this face's templates and scores
 
     def _wants_template(self, track: Track) -> bool:
         quality = track.detection.inter_eye_px * track.detection.score
         state = track.state
-        if state.get("templates", 0) < self.config.templates_per_track:
+        if state.templates < self.config.templates_per_track:
             return True
-        if track.last_seen - state.get("templated_at", track.last_seen) >= self.config.recheck_s:
+        if state.templated_at is not None and track.last_seen - state.templated_at >= self.config.recheck_s:
             return True
-        return quality > state.get("best_quality", 0.0) * self.config.better_view
+        return quality > state.best_quality * self.config.better_view
 
     def _is_someone_else(self, track: Track, template: np.ndarray) -> bool:
         # Compared on the first model's part, which every templated view has (see describe()).
-        seen = track.state.get("identity")
+        seen = track.state.identity
         if seen is None:
             return False
         first = self.engine.first_model_part(template)
@@ -289,24 +288,25 @@ class CameraPipeline:
         self, track: Track, template: np.ndarray, scores: np.ndarray, rows: np.ndarray, frame: Frame
     ) -> list[AlertEvent]:
         state = track.state
-        history: deque[np.ndarray] = state.setdefault("scores", deque(maxlen=self.config.confirm_m))
+        history = state.scores
         history.append(scores)
-        state["templates"] = state.get("templates", 0) + 1
-        state["templated_at"] = track.last_seen
+        while len(history) > self.config.confirm_m:
+            history.popleft()
+        state.templates += 1
+        state.templated_at = track.last_seen
         quality = track.detection.inter_eye_px * track.detection.score
-        state["best_quality"] = max(state.get("best_quality", 0.0), quality)
+        state.best_quality = max(state.best_quality, quality)
         # The track's pooled template: a quality-weighted mean of its views, which averages out
         # per-frame noise (blur, compression, detector jitter) for genuine and impostor scores alike.
-        pooled = state.get("pooled")
-        state["pooled"] = template * quality if pooled is None else pooled + template * quality
+        state.pooled = template * quality if state.pooled is None else state.pooled + template * quality
         first = self.engine.first_model_part(template) * quality if self.engine else template * quality
-        state["identity"] = first if "identity" not in state else state["identity"] + first
-        alerted: set[int] = state.setdefault("alerted", set())
+        state.identity = first if state.identity is None else state.identity + first
+        alerted = state.alerted
         stacked = np.stack(history)
         hits = (stacked >= self.config.threshold).sum(axis=0)
         confirmed = hits >= self.config.confirm_n
-        if self.config.pool_templates and state["templates"] >= self.config.pooled_min_templates:
-            unit = state["pooled"] / max(float(np.linalg.norm(state["pooled"])), 1e-12)
+        if self.config.pool_templates and state.pooled is not None and state.templates >= self.config.pooled_min_templates:
+            unit = state.pooled / max(float(np.linalg.norm(state.pooled)), 1e-12)
             pooled_scores, pooled_rows = self.watchlist.subject_scores(unit[None])
             pooled_hit = pooled_scores[0] >= self.config.threshold
             confirmed |= pooled_hit
@@ -355,7 +355,7 @@ class CameraPipeline:
             x1, y1 = min(w_img, int(x + 1.2 * w)), min(h_img, int(y + 1.2 * h))
             if x1 <= x0 or y1 <= y0:
                 continue
-            if track.state.get("alerted"):
+            if track.state.alerted:
                 cv2.rectangle(view, (x0, y0), (x1, y1), (0, 0, 255), 3)
                 cv2.putText(view, "ALERT", (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 255), 2)
             elif self.config.blur_non_alerting:

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -43,13 +43,44 @@ _SIZE_SMOOTHING_FACTOR = 3.0
 _MIN_DT = 1e-3
 
 
+@dataclass
+class TrackState:
+    """What the live pipeline holds about one tracked face while it is in view: the only copy of its
+    biometric data, dropped (:meth:`clear`) when the track ends unless it raised an alert."""
+
+    #: Templates computed for this face so far, and when the last one was (seconds).
+    templates: int = 0
+    templated_at: float | None = None
+    #: Best view so far (inter-eye distance x detector score): later views must beat it to be templated.
+    best_quality: float = 0.0
+    #: Per template, the best score for each watchlist subject (the last M, for N-of-M confirmation).
+    scores: deque[np.ndarray] = field(default_factory=deque)
+    #: Quality-weighted sum of the templates (the pooled template, once normalised).
+    pooled: np.ndarray | None = None
+    #: Quality-weighted sum of the first model's parts: who this track has been following.
+    identity: np.ndarray | None = None
+    #: Watchlist subjects (indices) this track has raised an alert for.
+    alerted: set[int] = field(default_factory=set)
+
+    def clear(self) -> None:
+        """Forget everything held about the face (its templates, scores and identity)."""
+        self.templates, self.templated_at, self.best_quality = 0, None, 0.0
+        self.scores.clear()
+        self.pooled = self.identity = None
+        self.alerted.clear()
+
+    @property
+    def empty(self) -> bool:
+        return self.templates == 0 and self.pooled is None and self.identity is None and not self.scores and not self.alerted
+
+
 @dataclass(eq=False)
 class Track:
     """One face followed across frames.
 
-    Compared by identity (two tracks are never equal just because their fields agree).
-    ``state`` is a free slot for the pipeline's per-track data (templates, scores, crops); it is
-    dropped with the track, so nothing biometric should be kept anywhere else.
+    Compared by identity (two tracks are never equal just because their fields agree). ``state``
+    holds the pipeline's data about the face (:class:`TrackState`); it is dropped with the track,
+    so nothing biometric is kept anywhere else.
     """
 
     id: int
@@ -61,7 +92,7 @@ class Track:
     confirmed: bool = False
     velocity: tuple[float, float] = (0.0, 0.0)  # centre, px/s
     size_velocity: tuple[float, float] = (0.0, 0.0)  # width and height, px/s
-    state: dict[str, Any] = field(default_factory=dict, repr=False)
+    state: TrackState = field(default_factory=TrackState, repr=False)
 
     @property
     def box(self) -> Box:
