@@ -1,17 +1,71 @@
-"""Shared fixtures: one face engine per session, a fresh store per test, and the shared test data."""
+"""Shared fixtures: one face engine per session, a fresh store per test, and the shared test data.
+
+Modules marked ``pytest.mark.both_databases`` run every test twice, ``[sqlite]`` and ``[postgresql]``
+(tests/pg.py: a fresh PostgreSQL database per test, or per module for module-scoped stores through
+``module_database``). The database is chosen through ``OPENLFR_DATABASE_URL``, so every ``Store``
+a test opens, and every ``openlfr`` process it starts, uses it.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+import pg
 from openlfr.models import load_engine
 from openlfr.models.packs import FUSED_PACK, SFACE_PACK
 from openlfr.storage import Store
+from openlfr.storage.store import ENV_DATABASE_URL
 
 DATA_ENV = "OPENLFR_TEST_DATA"
+# Tests choose their database themselves: a URL exported in the shell (for the demo) must not leak in.
+os.environ.pop(ENV_DATABASE_URL, None)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run tests of modules marked ``both_databases`` on each backend (module-scoped when they use ``module_database``)."""
+    if metafunc.definition.get_closest_marker("both_databases") is None:
+        return
+    if "module_database" in metafunc.fixturenames:
+        metafunc.parametrize("module_database", pg.BACKENDS, indirect=True, scope="module")
+    else:
+        metafunc.parametrize("database", pg.BACKENDS, indirect=True)
+
+
+@contextmanager
+def _backend(backend: str | None) -> Iterator[str]:
+    """For the block, point ``OPENLFR_DATABASE_URL`` at a fresh PostgreSQL database ("postgresql") or
+    unset it ("sqlite": each store's own file, even while a module's PostgreSQL database is set up);
+    None (not parametrised) leaves it as it is."""
+    if backend is None:
+        yield "sqlite" if not os.environ.get(ENV_DATABASE_URL) else "postgresql"
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        if backend == "sqlite":
+            mp.delenv(ENV_DATABASE_URL, raising=False)
+            yield "sqlite"
+            return
+        with pg.fresh_database() as url:
+            mp.setenv(ENV_DATABASE_URL, url)
+            yield "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The backend of this test: "sqlite" unless parametrised (``both_databases``) to "postgresql"."""
+    with _backend(getattr(request, "param", None)) as backend:
+        yield backend
+
+
+@pytest.fixture(scope="module")
+def module_database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Like ``database``, for a module's shared store: one fresh PostgreSQL database per module."""
+    with _backend(getattr(request, "param", None)) as backend:
+        yield backend
 
 
 def shared_data() -> Path | None:
@@ -59,7 +113,7 @@ def fused(model_home: Path):
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(tmp_path: Path, database: str) -> Store:
     s = Store(tmp_path / "home")
     yield s
     s.close()

@@ -130,6 +130,9 @@ EXPECTED: dict[str, set[str]] = {
     "GET /public/deployments/{deployment_id}/leaflet": {PUBLIC},
     "GET /public/deployments/{deployment_id}/poster": {PUBLIC},
     "GET /favicon.ico": {PUBLIC},
+    "GET /healthz": {PUBLIC},
+    "GET /readyz": {PUBLIC},
+    "GET /metrics": {PUBLIC},
 }
 PASSWORD = "a long enough test password"
 DUMMY = {

@@ -33,6 +33,7 @@ from openlfr.services.gallery import enrol, identify, reference_template_context
 from openlfr.storage import Store
 from openlfr.storage.models import ReferenceImage
 
+pytestmark = pytest.mark.both_databases  # storage, service and API: on SQLite and PostgreSQL (tests/pg.py)
 runner = CliRunner()
 
 
@@ -624,7 +625,7 @@ def one(store: Store, action: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def lifecycle(tmp_path_factory: pytest.TempPathFactory, engine) -> dict:
+def lifecycle(tmp_path_factory: pytest.TempPathFactory, engine, module_database: str) -> dict:
     """A whole deployment from subject to retention, with the alert's images viewed along the way."""
     root = tmp_path_factory.mktemp("audited")
     store = Store(root / "home")

@@ -13,6 +13,8 @@ from openlfr.services import demo_images, deployments
 from openlfr.services.subjects import SubjectInfo, add_subject, list_subjects
 from openlfr.storage import Store
 
+pytestmark = pytest.mark.both_databases  # storage, service and API: on SQLite and PostgreSQL (tests/pg.py)
+
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 

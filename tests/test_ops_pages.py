@@ -171,7 +171,8 @@ def test_operator_cannot_open_admin_pages_but_admin_creates_accounts(sign_in, st
     created = [e for e in audit.search(store, action="user.create") if e["details"]["username"] == "new.officer"]
     assert created[0]["actor"] == "admin"
 
-    page = refuse(admin, "/admin/users", {"username": "weak", "display_name": "Weak Person", "role": "auditor", "password": "short"})
+    page = refuse(admin, "/admin/users", {"username": "weak", "display_name": "Weak Person", "role": "auditor",
+                                          "password": "short"})
     assert "Account not created: see the field marked below." in page
     assert '<p class="field-error" id="password-error">the password must be at least 12 characters long</p>' in page
     # What was typed comes back (the password never does), so the administrator corrects one field.
@@ -448,7 +449,7 @@ def test_times_are_worded_in_the_force_time_zone_and_typed_in_it(sign_in, store:
         shown = text(reviewer.get(path))
         assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", shown.replace('value="', "")), path  # no ISO "T" on screen
         assert ".123456" not in shown and "+00:00" not in shown, path
-    when = re.findall(r'<td data-label="When">([^<]*)</td>', text(auditor.get("/audit")))
+    when = re.findall(r'<td data-label="When"><div class="v">([^<]*)</div></td>', text(auditor.get("/audit")))
     assert when and all(re.fullmatch(r"\d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d", w) for w in when), when
 
     # A time typed into a form is read in the same zone: 09:00 in New York is 13:00 UTC in July.
@@ -519,7 +520,8 @@ def test_users_page_disables_enables_and_changes_roles_audited(sign_in, store: S
     assert "reviewer is now Auditor." in page
     assert users.get_user(store, ids["reviewer"])["role"] == "auditor"
     changed = audit.search(store, action="user.role")[0]
-    assert changed["actor"] == "admin" and changed["details"] == {"username": "reviewer", "from": "reviewing_officer", "to": "auditor"}
+    assert changed["actor"] == "admin"
+    assert changed["details"] == {"username": "reviewer", "from": "reviewing_officer", "to": "auditor"}
 
     # The service's own rules answer on the page: the last administrator stays, unknown roles are refused.
     page = submit(admin, f"/admin/users/{ids['admin']}/active", {"active": "no"}, page="/admin/users")
@@ -575,3 +577,39 @@ def test_rfr_search_form_keeps_what_was_typed(app, store: Store) -> None:
     assert "Search not started: see the field marked below." in page
     assert 'id="case_reference-error">a search needs the case reference' in page
     assert ">CCTV of the suspect, case 9</textarea>" in page and 'value="7"' in page and "Choose the probe again" in page
+
+
+def test_deployment_page_links_leaflet_and_poster_and_warns_of_placeholders(sign_in, store: Store, engine,
+                                                                            monkeypatch) -> None:  # fmt: skip
+    deployment_id, _alert_id = alert_for_console(store, engine)
+    for name in (config.ENV_FORCE_NAME, config.ENV_FORCE_CONTACT, config.ENV_CONTACT_LEGACY):
+        monkeypatch.delenv(name, raising=False)
+    op = sign_in("opr")
+    page = text(op.get(f"/ops/deployments/{deployment_id}"))
+    for printed in ("leaflet", "poster"):
+        assert f'href="/public/deployments/{deployment_id}/{printed}"' in page
+    assert 'id="force-placeholders"' in page and "OPENLFR_FORCE_NAME" in page
+    monkeypatch.setenv(config.ENV_FORCE_NAME, "Westshire Police")
+    monkeypatch.setenv(config.ENV_FORCE_CONTACT, "lfr@westshire.example")
+    assert 'id="force-placeholders"' not in text(op.get(f"/ops/deployments/{deployment_id}"))
+    # Not yet authorised, there is nothing public to print.
+    planned = deployments.plan(store, "Later", "Elsewhere", "crime-hotspot", datetime.now(UTC) + timedelta(hours=1),
+                               datetime.now(UTC) + timedelta(hours=2), 0.45, [deployments.CameraSpec("cam-1", "x.mp4")], "opr")
+    assert "/poster" not in text(op.get(f"/ops/deployments/{planned}"))
+
+
+def test_rfr_decision_refused_comes_back_with_the_note(app, store: Store, engine) -> None:
+    from openlfr.services import rfr
+    from rfr_helpers import seed_custody
+
+    seed_custody(store, engine, fillers=5)
+    users.create_user(store, "exa", "Exa", "examiner", PASSWORD, created_by="setup")
+    search = rfr.start_search(store, engine, jpeg(grace_hopper()), "s.jpg", "CASE-9", "robbery; CCTV still of the suspect",
+                              "exa", 5)  # fmt: skip
+    top = search["candidates"][0]["id"]
+    with TestClient(app) as examiner:
+        examiner.post("/login", data={"username": "exa", "password": PASSWORD})
+        page = refuse(examiner, f"/rfr/candidates/{top}/decision", {"decision": "maybe", "note": "ears differ"},
+                      page=f"/rfr/candidates/{top}")  # fmt: skip
+    assert "unknown decision 'maybe'" in page and 'value="ears differ"' in page
+    assert rfr.candidate_detail(store, top, "exa")["decision"] is None

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+import pg
 from openlfr.api.app import create_app
 from openlfr.api.signin import LoginThrottle
 from openlfr.cli.main import app
@@ -20,13 +21,15 @@ from openlfr.services import audit
 from openlfr.services import users as u
 from openlfr.storage import Store
 
+pytestmark = pytest.mark.both_databases  # storage, service and API: on SQLite and PostgreSQL (tests/pg.py)
+
 PASSWORD = "correct horse battery"
 runner = CliRunner()
 
 
 def db_bytes(store: Store) -> bytes:
-    """Everything SQLite holds on disk (the main file and the write-ahead log)."""
-    return b"".join(p.read_bytes() for p in sorted(store.home.glob("openlfr.db*")))
+    """Everything the database holds (SQLite: its files on disk, the write-ahead log included)."""
+    return pg.stored_bytes(store)
 
 
 def events(store: Store, action: str) -> list[dict]:

@@ -16,12 +16,13 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from openlfr import __version__
-from openlfr.api import docs, openapi
+from openlfr.api import docs, health, openapi
 from openlfr.api.security import LoginRequired, authorize, parse_trusted_proxies
 from openlfr.core import FaceEngine
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
 from openlfr.live.manager import AlertBus, LiveManager
 from openlfr.live.runner import recover_interrupted
+from openlfr.metrics import Metrics
 from openlfr.services.users import AuthError, PermissionDenied
 from openlfr.storage import Store
 
@@ -51,10 +52,16 @@ def create_app(
     store: Store | None = None,
     secure_cookies: bool = True,
     trusted_proxies: str | Sequence[str] | None = None,
+    role: str = "central",
+    audit_checkpoints: str | Path | None = None,
 ) -> FastAPI:
     """``trusted_proxies``: proxies whose ``X-Forwarded-For`` names the audited source (default
-    ``$OPENLFR_TRUSTED_PROXIES``, else none)."""
+    ``$OPENLFR_TRUSTED_PROXIES``, else none). ``role``: ``central`` or ``van`` (reported by /readyz and
+    /metrics). ``audit_checkpoints``: where the server writes signed audit checkpoints, if anywhere
+    (then /readyz requires the signing key)."""
+    health.valid_role(role)
     store = store or Store(home)
+    metrics = Metrics(role, __version__).bind(store)  # before anything the store's services count
 
     def load(purpose: str) -> FaceEngine:
         if engine is not None:
@@ -96,6 +103,9 @@ def create_app(
     app.state.live = live
     app.state.secure_cookies = secure_cookies
     app.state.trusted_proxies = parse_trusted_proxies(trusted_proxies)
+    app.state.role = role
+    app.state.metrics = metrics
+    app.state.readiness = health.Readiness(store, role, engine=engine, pack=pack, audit_checkpoints=audit_checkpoints)
 
     @app.exception_handler(LoginRequired)
     async def to_login(_request: Request, exc: LoginRequired):
@@ -127,6 +137,7 @@ def create_app(
     app.include_router(rfr_pages.router, dependencies=guarded)
     app.include_router(public_pages.router, dependencies=guarded)
     app.include_router(docs.docs_router(app), dependencies=guarded)
+    app.include_router(health.router, dependencies=guarded)  # /healthz, /readyz, /metrics
     docs.mount_static(app)  # Swagger UI's files, before /static would shadow them
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     openapi.install(app)  # security schemes and each route's error answers, from the policy table

@@ -126,6 +126,12 @@ RULES: dict[str, frozenset[str]] = {
     "GET /public/deployments/{deployment_id}/leaflet": PUBLIC,
     "GET /public/deployments/{deployment_id}/poster": PUBLIC,
     "GET /favicon.ico": PUBLIC,
+    # --- Running the node (api/health.py): probes for supervisors and proxies, and Prometheus ------
+    # No personal data in any of them. /metrics shows live operational figures: keep it on the internal
+    # interface, or set $OPENLFR_METRICS_TOKEN, which the route itself then requires as a bearer token.
+    "GET /healthz": PUBLIC,
+    "GET /readyz": PUBLIC,
+    "GET /metrics": PUBLIC,
 }
 
 

@@ -43,6 +43,16 @@ def serve(
             "their X-Forwarded-For is believed as the audited source. Default: none.",
         ),
     ] = "",
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            envvar="OPENLFR_ROLE",
+            help="What this node is: 'central' (the force's server: planning, records, audit, public site, "
+            "retrospective search) or 'van' (a standalone node at a deployment). Reported by /readyz and /metrics; "
+            "the van's own behaviour comes with the central/van change.",
+        ),
+    ] = "central",
     home: HomeOpt = None,
     pack: PackOpt = None,
 ) -> None:
@@ -54,10 +64,13 @@ def serve(
     from rich.markup import escape
 
     from openlfr.api.app import create_app
+    from openlfr.api.health import ROLES
     from openlfr.api.security import parse_trusted_proxies
     from openlfr.services import audit, users
     from openlfr.storage import Store
 
+    if role not in ROLES:
+        raise typer.BadParameter(f"one of {', '.join(ROLES)}, not {role!r}", param_hint="--role")
     try:
         proxies = [str(n) for n in parse_trusted_proxies(trusted_proxies)]
     except ValueError as exc:
@@ -79,8 +92,14 @@ def serve(
         console.print(
             "[yellow]No accounts yet:[/] create an administrator with 'openlfr users create --username NAME --name \"…\"'."
         )
-    app = create_app(store=store, pack=pack, secure_cookies=not http_cookies, trusted_proxies=proxies)
-    console.print(f"OpenLFR on http://{host}:{port}  (console /console · public site /public · API docs /api/v1/docs)")
+    app = create_app(
+        store=store, pack=pack, secure_cookies=not http_cookies, trusted_proxies=proxies, role=role,
+        audit_checkpoints=audit_checkpoints,
+    )  # fmt: skip
+    console.print(
+        f"OpenLFR ({role}) on http://{host}:{port}  (console /console · public site /public · API docs /api/v1/docs"
+        " · /healthz /readyz /metrics)"
+    )
     try:
         # uvicorn's own proxy handling believes X-Forwarded-For from 127.0.0.1 by default: turned off,
         # so the application sees the real peer and applies --trusted-proxies itself.

@@ -91,8 +91,11 @@ class LiveManager:
         engine_factory: Callable[[], FaceEngine],
         bus: AlertBus,
         repeat_window_s: float = REPEAT_WINDOW_S,
+        realtime: bool = True,
     ) -> None:
         self.repeat_window_s = repeat_window_s
+        #: False: every frame of a file source is processed (tests, evaluations); cameras are always real time.
+        self.realtime = realtime
         self.store = store
         self.engine_factory = engine_factory
         self.bus = bus
@@ -150,6 +153,7 @@ class LiveManager:
                     run.report = run_deployment(
                         self.store, engine, deployment_id, on_alert=on_alert, on_frame=on_frame, on_event=on_event, stop=stop,
                         on_sighting=on_sighting, on_camera_state=on_camera_state, repeat_window_s=self.repeat_window_s,
+                        realtime=self.realtime,
                     )  # fmt: skip
                 except Exception as exc:  # shown on the live status page; the deployment stays live
                     run.error = str(exc)

@@ -22,6 +22,7 @@ from openlfr.errors import StoreError
 from openlfr.live.pipeline import AlertEvent, CameraPipeline, PipelineConfig, Watchlist, WorkerStats
 from openlfr.live.recorder import SegmentRecorder
 from openlfr.media.video import Frame, SourceError, VideoSource
+from openlfr.metrics import CameraMeter, alert_stored, camera_meter
 from openlfr.services import deployments
 from openlfr.services.alerts import REPEAT_WINDOW_S, NewAlert, merge_repeat, record_alert
 from openlfr.storage import Store
@@ -73,6 +74,7 @@ class CameraWorker:
         on_frame: Callable[[CameraPipeline, Frame], None] | None = None,
         recorder: SegmentRecorder | None = None,
         drop_frame: Callable[[int], bool] | None = None,
+        meter: CameraMeter | None = None,
     ) -> None:
         if drop_frame is not None and realtime:
             raise ValueError("drop_frame drops frames deterministically; real time drops them as the CPU dictates")
@@ -86,6 +88,8 @@ class CameraWorker:
         self.stop = stop
         self.realtime = realtime
         self.on_frame = on_frame
+        #: Feeds the server's /metrics from this camera's running totals (None outside a server).
+        self.meter = meter
         self.stats = WorkerStats(camera=pipeline.camera)
         self.error: BaseException | None = None
         self._mailbox = LatestFrame()
@@ -124,6 +128,8 @@ class CameraWorker:
                     break
                 self.pipeline.process(frame)
                 self.stats.frames_processed += 1
+                if self.meter:
+                    self.meter.update(self.stats.frames_processed, self._mailbox.overwritten + self._skipped, self.pipeline.stats)
                 if self.on_frame:
                     self.on_frame(self.pipeline, frame)
         except BaseException as exc:
@@ -133,6 +139,8 @@ class CameraWorker:
             if self.recorder:
                 self.recorder.close_segment()
             self.stats.frames_dropped = self._mailbox.overwritten + self._skipped
+            if self.meter:  # the faces of tracks flushed at the end, the last drops
+                self.meter.update(self.stats.frames_processed, self.stats.frames_dropped, self.pipeline.stats)
             self.stats.reconnects = self.source.reconnects
             self.stats.ended_mono = time.monotonic()
 
@@ -349,6 +357,7 @@ def _run_deployment(
         with lock:  # one camera at a time, so two cameras seeing one person raise one alert
             merged = merge_repeat(store, alert, repeat_window_s)
             alert_id = merged if merged is not None else record_alert(store, alert)
+            alert_stored(store, deployment_id, event.camera, event.frame.captured_mono, merged is not None)
             if merged is not None:
                 report.sightings += 1
             else:
@@ -368,7 +377,8 @@ def _run_deployment(
         recorder = SegmentRecorder(store, deployment_id, spec.name, source.fps, segment_seconds) if spec.record else None
         workers.append(
             CameraWorker(
-                source, pipeline, stop, realtime=realtime, on_frame=on_frame, recorder=recorder, drop_frame=drop_frame
+                source, pipeline, stop, realtime=realtime, on_frame=on_frame, recorder=recorder, drop_frame=drop_frame,
+                meter=camera_meter(store, deployment_id, spec.name),
             )
         )
     started = time.monotonic()

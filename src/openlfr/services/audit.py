@@ -53,6 +53,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from openlfr import metrics
 from openlfr.errors import OpenLFRError
 from openlfr.storage import Store
 from openlfr.storage.models import AuditEvent
@@ -256,6 +257,7 @@ def record(
                 _write_anchor(store, key, seq, digest)
             except OSError as exc:  # the event is committed; a lagging anchor is caught up by the next append
                 log.warning("audit event %s committed but the anchor could not be written: %s", seq, exc)
+            metrics.audit_appended(store)
             return seq
     raise RuntimeError("could not append to the audit trail: too many concurrent writers")
 

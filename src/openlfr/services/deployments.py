@@ -29,6 +29,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from openlfr import metrics
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
 from openlfr.models.packs import FUSED_THRESHOLD
 from openlfr.services import audit, duties
@@ -420,6 +421,7 @@ def set_camera_state(
             raise NotFoundError(f"deployment {deployment_id} has no camera {camera!r}")
         changed = row.state != state
         row.state, row.state_reason, row.state_at = state, (reason or None) and reason[:500], now
+    metrics.camera_state(store, deployment_id, camera, state)
     if changed and state == "failed":
         audit.record(
             store, "camera.failed", "deployment", deployment_id, {"camera": camera, "reason": reason}, actor="system"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+import time
 from base64 import b64encode
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ import jinja2
 import numpy as np
 from sqlalchemy import select
 
+from openlfr import metrics
 from openlfr.core import FaceEngine, main_face
 from openlfr.core.types import Detection
 from openlfr.errors import NoFaceError, NotFoundError, OpenLFRError, StoreError
@@ -231,11 +233,13 @@ def choose_face(store: Store, engine: FaceEngine, search_id: int, index: int, ex
             raise StoreError(f"search {search_id} was started with model pack {search.pack_id}, not {engine.pack_id}")
         template, probe_crop = _probe_template(store, engine, search, index)
         top_k, old_file = search.top_k, search.probe_file
+    started = time.perf_counter()
     index_ = CustodyIndex.open(store, engine.pack_id)
     index_.sync(store)
     if len(index_) == 0:
         raise StoreError("the custody image database is empty: import custody images first ('openlfr custody import')")
     scores, ids = index_.search(template[None].astype(np.float32), min(len(index_), top_k * 4))
+    metrics.custody_searched(store, time.perf_counter() - started, engine.pack_id, len(index_))
     new_file = store.write_blob("rfr", probe_crop, probe_context(search_id))
     try:
         with store.session() as s:

@@ -33,7 +33,7 @@ COLUMN_LABELS = {
     "date": "Date",
     "start": "Start",  # pages show times in the force's time zone; the CSV and JSON keep UTC
     "end": "End",
-    "duration_minutes": "Duration (minutes)",
+    "duration_minutes": "Duration",  # the pages word it ("4 h 5 min"); the CSV and JSON keep minutes
     "use_case": "Use case",
     "watchlist_size": "Watchlist size",
     "minimum_threshold": "Minimum threshold",

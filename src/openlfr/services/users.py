@@ -24,6 +24,7 @@ from sqlalchemy import and_, case, literal, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from openlfr import metrics
 from openlfr.errors import NotFoundError, OpenLFRError, StoreError
 from openlfr.services import audit
 from openlfr.storage import Store
@@ -327,6 +328,7 @@ def _refuse(store: Store, tried: str, reason: str, source: str | None, message: 
             extra: dict | None = None) -> AuthError:
     audit.record(store, "user.login_failed", "user", user_id, {"reason": reason, **(extra or {})},
                  actor=_clip(tried or "(blank)"), source=source)
+    metrics.login_failed(store, reason)
     return AuthError(message)
 
 
@@ -381,6 +383,8 @@ def authenticate(store: Store, username: str, password: str, source: str | None 
     correct = _verify(password_hash, password)
     if not correct:
         extra: dict = {"failures": failures} | ({"locked_until": _iso(locked_until)} if locked_until else {})
+        if locked_until:  # this attempt used up the allowance and set the lockout
+            metrics.account_locked(store)
         raise _refuse(store, tried, "inactive" if not active else "bad-credentials", source, BAD_CREDENTIALS,
                       user_id, extra)
 

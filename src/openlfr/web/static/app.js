@@ -91,6 +91,7 @@ function openZoom(img) {
   overlay.append(big, hint);
   const close = () => {
     overlay.remove();
+    document.body.classList.remove("zoom-open");
     document.removeEventListener("keydown", onKey);
     img.focus();
   };
@@ -98,6 +99,7 @@ function openZoom(img) {
   overlay.addEventListener("click", close);
   document.addEventListener("keydown", onKey);
   document.body.append(overlay);
+  document.body.classList.add("zoom-open");
 }
 
 function setUpZoom() {

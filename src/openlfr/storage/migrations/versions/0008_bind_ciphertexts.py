@@ -72,8 +72,11 @@ def _home() -> Path:
     return Path(home)
 
 
-def _select(table: str, column: str) -> sa.Select:
-    """id, sealed value and (for templates) the model pack of each row holding a value."""
+def _select(table: str, column: str, is_file: bool) -> sa.Select:
+    """id, sealed value and (for templates) the model pack of each row holding a value.
+
+    Only file names are compared with "": PostgreSQL refuses comparing a bytea column with text.
+    """
     t = sa.table(table, sa.column("id", sa.Integer), sa.column(column))
     if table == "watchlist_entries" and column == "template":
         wl = sa.table("watchlists", sa.column("id", sa.Integer), sa.column("pack_id", sa.String))
@@ -86,11 +89,12 @@ def _select(table: str, column: str) -> sa.Select:
     if column == "template":
         t = sa.table(table, sa.column("id", sa.Integer), sa.column(column), sa.column("pack_id", sa.String))
         return sa.select(t.c.id, t.c[column], t.c.pack_id).where(t.c[column].is_not(None))
-    return sa.select(t.c.id, t.c[column], sa.literal("")).where(t.c[column].is_not(None), t.c[column] != "")
+    present = [t.c[column].is_not(None)] + ([t.c[column] != ""] if is_file else [])
+    return sa.select(t.c.id, t.c[column], sa.literal("")).where(*present)
 
 
-def _rows(connection: sa.Connection, table: str, column: str) -> Iterator[tuple[int, object, str]]:
-    query = _select(table, column)
+def _rows(connection: sa.Connection, table: str, column: str, is_file: bool) -> Iterator[tuple[int, object, str]]:
+    query = _select(table, column, is_file)
     id_column = query.selected_columns[0]
     last = 0
     while True:
@@ -119,7 +123,7 @@ def _reseal(old_context: Callable[[str, str, int, str], str], new_context: Calla
     cipher = home = None
     for table, column, is_file, purpose in SEALED:
         t = sa.table(table, sa.column("id", sa.Integer), sa.column(column))
-        for row_id, value, pack in _rows(connection, table, column):
+        for row_id, value, pack in _rows(connection, table, column, is_file):
             cipher = cipher or _cipher()
             kind = purpose.format(pack=pack)
             old, new = old_context(kind, table, row_id, column), new_context(kind, table, row_id, column)
