@@ -17,6 +17,8 @@ from openlfr.media.video import SourceError, probe_source
 from openlfr.services import alerts, audit, demo_images, deployments, transparency
 from openlfr.storage import Store
 
+pytestmark = pytest.mark.both_databases  # storage, service and API: on SQLite and PostgreSQL (tests/pg.py)
+
 
 def test_a_deployment_whose_clip_ends_is_ended_and_cannot_go_live_again(tmp_path: Path, engine) -> None:
     store = Store(tmp_path / "home")
@@ -63,7 +65,7 @@ def test_going_live_with_a_camera_that_cannot_open_is_refused(tmp_path: Path, en
         run_deployment(store, engine, deployment_id, realtime=False)
     detail = deployments.deployment_detail(store, deployment_id)
     assert detail["status"] == "authorised" and detail["started_at"] is None  # never shown live
-    assert detail["cameras"][0]["state"] == "failed" and "cannot be opened" in detail["cameras"][0]["reason"]
+    assert detail["cameras"][0]["state"] == "failed" and "file.mp4" in detail["cameras"][0]["reason"]
 
 
 def test_planning_warns_of_a_camera_that_cannot_open(tmp_path: Path) -> None:
@@ -78,7 +80,7 @@ def test_planning_warns_of_a_camera_that_cannot_open(tmp_path: Path) -> None:
     cameras = {c["name"]: c for c in deployments.deployment_detail(store, deployment_id)["cameras"]}
     assert cameras["good"]["state"] is None and cameras["bad"]["state"] == "unreachable"
     assert "missing.mp4" in cameras["bad"]["reason"]
-    assert "could not be opened" in deployments.deployment_detail(store, deployment_id)["live_state"]["problem"]
+    assert "could not be opened when checked" in deployments.deployment_detail(store, deployment_id)["live_state"]["problem"]
     assert probe_source(str(good)) is None
     not_video = tmp_path / "notes.mp4"
     not_video.write_bytes(b"this is not a video")

@@ -155,10 +155,12 @@ class LiveManager:
                         on_sighting=on_sighting, on_camera_state=on_camera_state, repeat_window_s=self.repeat_window_s,
                         realtime=self.realtime,
                     )  # fmt: skip
-                except Exception as exc:  # shown on the live status page; the deployment stays live
+                except Exception as exc:  # shown on the live status page and the deployment's page
                     run.error = str(exc)
                 finally:
                     run.views.clear()  # the operator's view is for the live moment only
+                    status = run.report.status if run.report else None
+                    self.bus.publish({"type": "deployment", "deployment": deployment_id, "status": status})
 
             run.thread = threading.Thread(target=body, name=f"deployment-{deployment_id}", daemon=True)
             self._runs[deployment_id] = run

@@ -229,8 +229,11 @@ def worker_running(store: Store, deployment_id: int) -> bool:
 
 
 def recover_interrupted(store: Store) -> list[int]:
-    """At start-up: mark deployments left ``live`` with no worker as ``interrupted`` (audited)."""
-    return deployments.mark_interrupted(store, lambda deployment_id: worker_running(store, deployment_id))
+    """At start-up: mark deployments left ``live`` with no worker as ``interrupted`` (audited). At a
+    centre, a deployment packaged for a van runs there: its status is the van's, not a crash's."""
+    from openlfr.services.packages import runs_on_van
+
+    return deployments.mark_interrupted(store, lambda d: worker_running(store, d) or runs_on_van(store, d) is not None)
 
 
 def run_deployment(
@@ -270,7 +273,7 @@ def open_cameras(
                     on_state=(lambda state, why, cam=spec.name: on_state(cam, state, why)) if on_state else None,
                 )
             except SourceError as exc:
-                deployments.set_camera_state(store, deployment_id, spec.name, "failed", f"cannot be opened: {exc}")
+                deployments.set_camera_state(store, deployment_id, spec.name, "failed", str(exc))
                 raise SourceError(f"camera {spec.name!r} cannot be opened, so the deployment cannot go live: {exc}") from exc
             opened.append((spec, source))
     except BaseException:
@@ -310,6 +313,10 @@ def _run_deployment(
     with store.session() as s:  # refuse a deployment that may not go live before opening any camera
         deployment = deployments.get(s, deployment_id)
         deployments.require_startable(deployment)
+    from openlfr.services.packages import runs_on_van
+
+    if (van := runs_on_van(store, deployment_id)) is not None:
+        raise StoreError(f"deployment {deployment_id} was packaged for van {van!r}: it goes live there, not here")
     watchlist, pack_id = frozen_watchlist(store, deployment_id)
     if pack_id != engine.pack_id:
         raise StoreError(f"the watchlist holds {pack_id} templates; this engine makes {engine.pack_id}")

@@ -461,8 +461,11 @@ def live_state(status: str, cameras: list[dict]) -> dict:
     problem = None
     if status == "live" and failed:
         problem = "; ".join(f"camera {c['name']} {c['state']}" + (f": {c['reason']}" if c.get("reason") else "") for c in failed)
-    elif status in ("planned", "authorised") and failed:
-        problem = "; ".join(f"camera {c['name']} could not be opened when checked: {c.get('reason')}" for c in failed)
+    elif status in ("planned", "authorised", PAUSED, INTERRUPTED) and failed:
+        words = {"unreachable": "could not be opened when checked", "failed": "failed when going live"}
+        problem = "; ".join(
+            f"camera {c['name']} {words.get(c['state'], c['state'])}: {c.get('reason')}" for c in failed
+        ) + ". Going live will be refused until it can be opened."
     return {"label": label, "cameras_up": up, "cameras": len(cameras), "problem": problem}
 
 
@@ -608,6 +611,9 @@ def list_deployments(store: Store) -> list[dict]:
                 "watchlist_size": d.watchlist_size,
                 "cameras": [c.name for c in d.cameras],
                 "live_state": live_state(d.status, [camera_view(c) for c in d.cameras]),
+                "camera_states": [
+                    {k: v for k, v in camera_view(c).items() if k in ("name", "state", "reason", "state_at")} for c in d.cameras
+                ],
             }
             for d in s.scalars(select(Deployment).order_by(Deployment.id))
         ]

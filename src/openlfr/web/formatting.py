@@ -163,6 +163,29 @@ def from_input(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+#: A camera's state as an officer reads it.
+CAMERA_STATES = {
+    None: "not started",
+    "unreachable": "could not be opened when checked",
+    "connecting": "connecting",
+    "up": "up",
+    "reconnecting": "reconnecting",
+    "failed": "failed",
+    "ended": "ended (its video ended)",
+    "stopped": "stopped",
+}
+
+
+def camera_state(camera: dict) -> str:
+    """"up since 14:05:09", "failed at 14:07:12: cannot open stream …" — state, since when, why."""
+    words = CAMERA_STATES.get(camera.get("state"), str(camera.get("state")))
+    if camera.get("state_at") and camera.get("state"):
+        words += (" since " if camera["state"] in ("up", "connecting", "reconnecting") else " at ") + when(camera["state_at"])
+    if camera.get("reason"):
+        words += f": {camera['reason']}"
+    return words
+
+
 #: Registered on the pages' Jinja environment (:mod:`openlfr.web.render`).
 FILTERS = {
     "when": when,
@@ -174,6 +197,7 @@ FILTERS = {
     "minutes": minutes,
     "until": until,
     "input_value": input_value,
+    "camera_state": camera_state,
 }
 #: Functions templates call directly.
 GLOBALS = {"window": window, "zone_name": zone_name}

@@ -20,6 +20,9 @@ from openlfr.services.subjects import CATEGORIES
 from openlfr.services.users import AuthError
 from openlfr.web.render import STATIC_DIR, may, page
 
+#: Deployments the console shows the state of: running, or stopped and not yet closed.
+ON_THE_GROUND = ("live", deployments.PAUSED, deployments.INTERRUPTED, deployments.ENDED)
+
 router = APIRouter(include_in_schema=False)
 
 HOME_FOR_ROLE = {
@@ -132,7 +135,7 @@ def console(request: Request):
         arrests_unheld=awaiting_hold(alerts),
         categories=CATEGORIES,
         outcomes=alert_service.OUTCOMES,
-        live=request.app.state.live.status(),
+        deployments_now=[d for d in deployments.list_deployments(store) if d["status"] in ON_THE_GROUND],
     )
 
 

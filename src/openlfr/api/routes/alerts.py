@@ -38,7 +38,8 @@ def list_alerts(request: Request, deployment: IdFilter = None, pending: bool = F
 
 @router.get("/alerts/stream")
 async def stream(request: Request) -> StreamingResponse:
-    """New alerts as Server-Sent Events (``event: alert``, data = the alert as JSON)."""
+    """New alerts as Server-Sent Events (``event: alert``, data = the alert as JSON; a repeat sighting
+    sends the alert again), and ``event: camera`` / ``event: deployment`` when a state changes."""
     bus = request.app.state.bus
     queue = bus.subscribe()
 
@@ -53,7 +54,10 @@ async def stream(request: Request) -> StreamingResponse:
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
-                yield f"event: alert\nid: {message['id']}\ndata: {json.dumps(message)}\n\n"
+                if message.get("type") in ("camera", "deployment"):  # a camera's or deployment's state changed
+                    yield f"event: {message['type']}\ndata: {json.dumps(message)}\n\n"
+                else:
+                    yield f"event: alert\nid: {message['id']}\ndata: {json.dumps(message)}\n\n"
         finally:
             bus.unsubscribe(queue)
 

@@ -68,6 +68,21 @@ function startQueue(queue) {
     if (shown) shown.replaceWith(card);  // a repeat sighting merged into an alert already shown
     else queue.prepend(card);
   });
+  // A camera's or a deployment's state changed: redraw the deployments panel from the server's page.
+  const redraw = () => refreshDeployments();
+  source.addEventListener("camera", redraw);
+  source.addEventListener("deployment", redraw);
+}
+
+async function refreshDeployments() {
+  const response = await fetch(window.location.pathname, { headers: { Accept: "text/html" } });
+  if (!response.ok) return;
+  const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("deployments-now");
+  const shown = document.getElementById("deployments-now");
+  if (shown && fresh) shown.replaceWith(document.importNode(fresh, true));
+  else if (shown) shown.remove();  // nothing on the ground any more: no empty box
+  else if (fresh) document.querySelector("h1").after(document.importNode(fresh, true));
+  document.dispatchEvent(new CustomEvent("openlfr:deployments-redrawn"));
 }
 
 function refreshViews() {
