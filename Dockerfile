@@ -22,9 +22,9 @@ RUN groupadd --system --gid 10001 openlfr \
 WORKDIR /opt/openlfr
 COPY pyproject.toml README.md ./
 COPY src ./src
-# psycopg: the PostgreSQL driver the centre's OPENLFR_DATABASE_URL (postgresql+psycopg://…) names.
+# The dependencies include psycopg, the PostgreSQL driver OPENLFR_DATABASE_URL=postgresql+psycopg://… names.
 RUN python -m venv /opt/openlfr/venv \
-    && /opt/openlfr/venv/bin/pip install . 'psycopg[binary]>=3.1' \
+    && /opt/openlfr/venv/bin/pip install . \
     && rm -rf /opt/openlfr/src /root/.cache
 
 ENV PATH=/opt/openlfr/venv/bin:$PATH \

@@ -66,8 +66,32 @@ def fresh_database(label: str = "t") -> Iterator[str]:
         admin.dispose()
 
 
-def database_of(url: str) -> str:
-    return make_url(url).database or ""
+@contextmanager
+def own_copy() -> Iterator[None]:
+    """Within the block ``OPENLFR_DATABASE_URL`` names a copy of the PostgreSQL database it names now
+    (``CREATE DATABASE … TEMPLATE``), as copying a data folder copies its SQLite file; unset: nothing to do.
+
+    The database copied must have no open connections (close its stores first).
+    """
+    from openlfr.storage.store import ENV_DATABASE_URL
+
+    current = os.environ.get(ENV_DATABASE_URL)
+    if not current:
+        yield
+        return
+    source = make_url(current)
+    name = f"openlfr_copy_{uuid.uuid4().hex[:12]}"
+    admin = _admin(source.set(database="postgres").render_as_string(hide_password=False))
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source.database}"'))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(ENV_DATABASE_URL, source.set(database=name).render_as_string(hide_password=False))
+            yield
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def stored_bytes(store) -> bytes:

@@ -15,6 +15,8 @@ from openlfr.api.app import create_app
 from openlfr.services import alerts, audit, demo_images, users
 from openlfr.storage.models import WatchlistEntry
 
+pytestmark = pytest.mark.both_databases  # storage, service and API: on SQLite and PostgreSQL (tests/pg.py)
+
 PASSWORD = "a long enough test password"
 
 

@@ -22,6 +22,8 @@ from openlfr.api.app import create_app
 from openlfr.services import users
 from openlfr.services.users import ROLES
 
+pytestmark = pytest.mark.both_databases  # storage, service and API: on SQLite and PostgreSQL (tests/pg.py)
+
 AD, AU, OP, RV, EX, AT = "administrator", "authorising_officer", "operator", "reviewing_officer", "examiner", "auditor"
 PUBLIC = "public"
 STAFF = {AD, AU, OP, RV, EX, AT}
@@ -172,7 +174,7 @@ def app_routes(app) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, engine):
+def server(tmp_path_factory, engine, module_database):
     """The real application under uvicorn in a thread, one account per role."""
     from openlfr.storage import Store
 

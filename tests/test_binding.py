@@ -26,6 +26,8 @@ from openlfr.storage.crypto import KeyError_
 from openlfr.storage.models import CustodyImage, Person, ReferenceImage
 from rfr_helpers import seed_custody
 
+pytestmark = pytest.mark.both_databases  # storage, service and API: on SQLite and PostgreSQL (tests/pg.py)
+
 
 def _subject(store: Store, engine, reference: str, name: str, path: Path) -> None:
     info = SubjectInfo(

@@ -19,6 +19,8 @@ from openlfr.services.duties import RULES, Step, check, same_officer
 from openlfr.storage import Store
 from rfr_helpers import seed_custody
 
+pytestmark = pytest.mark.both_databases  # storage, service and API: on SQLite and PostgreSQL (tests/pg.py)
+
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 DEPLOYMENT_STEPS = [Step.PLAN, Step.BUILD, Step.APPROVE, Step.AUTHORISE]  # in the order they happen
 RFR_STEPS = [Step.DECIDE, Step.CONFIRM]

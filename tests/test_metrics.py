@@ -126,6 +126,7 @@ def test_camera_figures_move_during_a_live_run_in_the_server_and_name_nobody(tmp
         assert secret not in lowered, f"{secret!r} appears in /metrics"
 
 
+@pytest.mark.both_databases
 def test_sign_in_failures_lockouts_and_audit_appends_are_counted(store: Store, engine) -> None:
     app = create_app(store=store, engine=engine, secure_cookies=False)
     users.create_user(store, "lockme", "Lock Me", "operator", PASSWORD, "test")
@@ -189,6 +190,7 @@ def readyz(app) -> tuple[int, dict]:
     return response.status_code, response.json()
 
 
+@pytest.mark.both_databases
 def test_healthz_and_readyz_on_a_good_node(store: Store, engine) -> None:
     app = create_app(store=store, engine=engine)
     with TestClient(app) as client:
@@ -222,6 +224,7 @@ def test_readyz_fails_when_the_database_is_unreachable(store: Store, engine, mon
     assert "cannot be reached" in body["checks"]["store"]["detail"]
 
 
+@pytest.mark.both_databases
 def test_readyz_fails_when_the_schema_is_not_migrated(store: Store, engine) -> None:
     app = create_app(store=store, engine=engine)
     with store.engine.begin() as connection:
@@ -236,6 +239,7 @@ def test_readyz_fails_when_the_schema_is_not_migrated(store: Store, engine) -> N
     assert "not migrated" in body["checks"]["store"]["detail"]
 
 
+@pytest.mark.both_databases
 def test_readyz_fails_when_the_data_key_is_missing_or_another(store: Store, engine) -> None:
     app = create_app(store=store, engine=engine)
     key_file = store.home / "keys" / "data.key"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import pg
 from lfr_helpers import hopper_subject, ready_deployment, walking_clip
 from openlfr.errors import StoreError
 from openlfr.live.runner import run_deployment
@@ -14,9 +15,11 @@ from openlfr.services import alerts, demo_images, deployments, retention
 from openlfr.storage import Store
 from openlfr.storage.models import Alert, FootageSegment
 
+pytestmark = pytest.mark.both_databases  # storage, service and API: on SQLite and PostgreSQL (tests/pg.py)
+
 
 @pytest.fixture(scope="module")
-def alerted_home(tmp_path_factory: pytest.TempPathFactory, engine) -> Path:
+def alerted_home(tmp_path_factory: pytest.TempPathFactory, engine, module_database: str) -> Path:
     """A store with one closed deployment and one real alert, built once and copied per test."""
     root = tmp_path_factory.mktemp("alerted")
     store = Store(root / "home")
@@ -34,9 +37,10 @@ def store(alerted_home: Path, tmp_path: Path) -> Store:
     import shutil
 
     shutil.copytree(alerted_home, tmp_path / "home")
-    s = Store(tmp_path / "home")
-    yield s
-    s.close()
+    with pg.own_copy():  # on PostgreSQL the database is copied too
+        s = Store(tmp_path / "home")
+        yield s
+        s.close()
 
 
 def alert_files(store: Store) -> list[Path]:

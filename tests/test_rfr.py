@@ -3,6 +3,7 @@ a possible match needs a second examiner, faces not chosen are deleted, results 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import cv2
@@ -12,6 +13,8 @@ from openlfr.errors import NoFaceError, OpenLFRError, StoreError
 from openlfr.services import audit, demo_images, rfr
 from openlfr.simulation.clips import walking_clip
 from rfr_helpers import seed_custody, two_faces
+
+pytestmark = pytest.mark.both_databases  # storage, service and API: on SQLite and PostgreSQL (tests/pg.py)
 
 JUSTIFICATION = "robbery on 3 May; CCTV still of the suspect; necessary to identify"
 
@@ -98,6 +101,9 @@ def test_possible_match_needs_an_independent_second_examiner(store, engine) -> N
     assert all(c["decision"] for c in reviewed["candidates"])
     report = rfr.case_report_html(store, search["id"], "exa")
     assert "CASE-4" in report and "not identifications" in report
+    # Times read as on the pages ("30 Nov 2026 14:05:09"), never ISO with a "T" and microseconds.
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", report)
+    assert re.search(r"\d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d", report)
     assert "Confirmed as a possible match" in report and report.count("data:image/jpeg") == 2  # probe + confirmed candidate
     assert audit.search(store, action="rfr.report_export")[0]["actor"] == "exa"
     assert audit.verify(store).ok

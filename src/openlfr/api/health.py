@@ -73,26 +73,20 @@ def _schema_heads() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(config).get_heads())
 
 
-def _first_line(exc: BaseException) -> str:
-    """The driver's own message (not SQLAlchemy's, which may quote the statement), one line."""
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
-
-
 def check_store(store: Store) -> Check:
     """Reachable and migrated: a node on an older schema, or on a fresh empty database, is not ready."""
     from alembic.runtime.migration import MigrationContext
 
     url = store.engine.url
-    file_missing = url.database not in (None, "", ":memory:") and not Path(url.database).is_file()
-    if url.get_backend_name() == "sqlite" and file_missing:  # connecting would create an empty file
+    on_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if on_file and not Path(url.database).is_file():  # connecting would create an empty file
         return Check("store", False, "the SQLite database file (openlfr.db in the data folder) is missing")
     try:
         with store.engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
     except Exception as exc:  # any driver's failure to connect or read
         log.warning("readyz: store unreachable: %s", exc)
-        return Check("store", False, f"the database cannot be reached ({_first_line(exc)})")
+        return Check("store", False, f"the database cannot be reached ({type(exc).__name__}; see the server log)")
     heads = set(_schema_heads())
     if current != heads:
         found = ", ".join(sorted(current)) or "none"

@@ -21,6 +21,9 @@ OVERSIGHT = frozenset({ADMIN, AUTHORISER, OPERATOR, REVIEWER, AUDITOR})  # deplo
 PLANNERS = frozenset({OPERATOR, AUTHORISER})
 ALERT_VIEWERS = frozenset({AUTHORISER, OPERATOR, REVIEWER})  # may see alert images
 DECIDERS = frozenset({OPERATOR, REVIEWER})  # record what happened after an alert
+#: Not a person's role: a registered van, known by the TLS client certificate the centre issued it. Only
+#: the sync listener (api/sync.py, its own port, client certificates required) serves these routes.
+VANS = frozenset({"van"})
 
 RULES: dict[str, frozenset[str]] = {
     # --- REST API -----------------------------------------------------------------------------
@@ -132,6 +135,9 @@ RULES: dict[str, frozenset[str]] = {
     "GET /healthz": PUBLIC,
     "GET /readyz": PUBLIC,
     "GET /metrics": PUBLIC,
+    # --- The centre's sync listener (api/routes/sync.py): vans deliver their outboxes -------------
+    "GET /sync/v1/state": VANS,
+    "POST /sync/v1/items": VANS,
 }
 
 

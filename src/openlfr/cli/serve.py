@@ -49,10 +49,23 @@ def serve(
             "--role",
             envvar="OPENLFR_ROLE",
             help="What this node is: 'central' (the force's server: planning, records, audit, public site, "
-            "retrospective search) or 'van' (a standalone node at a deployment). Reported by /readyz and /metrics; "
-            "the van's own behaviour comes with the central/van change.",
+            "retrospective search) or 'van' (a standalone node at a deployment: delivers its outbox to the centre "
+            "every --sync-every seconds). Reported by /readyz and /metrics.",
         ),
     ] = "central",
+    sync_port: Annotated[
+        int | None,
+        typer.Option(
+            "--sync-port", help="Centre: also serve the vans' sync listener on this port (mutual TLS; 'openlfr centre init')."
+        ),
+    ] = None,
+    sync_every: Annotated[
+        float, typer.Option("--sync-every", min=0.05, help="Van: seconds between deliveries of its outbox to the centre.")
+    ] = 30.0,
+    node_keys: Annotated[
+        Path | None,
+        typer.Option("--keys", help="Folder of the node's private keys (default $OPENLFR_NODE_KEYS, else <home>/keys/node)."),
+    ] = None,
     home: HomeOpt = None,
     pack: PackOpt = None,
 ) -> None:
@@ -100,11 +113,15 @@ def serve(
         f"OpenLFR ({role}) on http://{host}:{port}  (console /console · public site /public · API docs /api/v1/docs"
         " · /healthz /readyz /metrics)"
     )
+    from openlfr.cli.vans import start_node_services
+
+    stop_node = start_node_services(store, role, host, sync_port, sync_every, node_keys)
     try:
         # uvicorn's own proxy handling believes X-Forwarded-For from 127.0.0.1 by default: turned off,
         # so the application sees the real peer and applies --trusted-proxies itself.
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False)
     finally:
+        stop_node()
         if schedule is not None:  # sign what was appended since the last tick
             schedule.stop(final=True)
 

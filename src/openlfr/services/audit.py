@@ -99,6 +99,16 @@ class Actor:
 
 _current: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("openlfr_audit_actor", default=None)
 _append_lock = threading.Lock()
+#: Called with (session, store, event) inside the transaction that appends each event, so what they
+#: write commits with it or not at all: a van's outbox (``services.outbox``) queues what the centre
+#: must know this way. Registered with :func:`add_listener`.
+_listeners: list[Callable[[Session, Store, AuditEvent], None]] = []
+
+
+def add_listener(listener: Callable[[Session, Store, AuditEvent], None]) -> None:
+    """Have ``listener`` called in the transaction of every event appended from now on (once, however often added)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
 
 
 @contextmanager
@@ -187,6 +197,15 @@ def _lock_trail(session: Session) -> None:
         session.execute(select(AuditEvent.id).order_by(AuditEvent.seq.desc()).limit(1).with_for_update())
 
 
+@contextmanager
+def trail_locked(store: Store) -> Iterator[Session]:
+    """A transaction holding the trail's append lock (no event is appended meanwhile): for work that must
+    see every event so far and none being added, such as a van queueing events its hook did not see."""
+    with _serialised(store), store.session() as s:
+        _lock_trail(s)
+        yield s
+
+
 def _atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write through a temporary file unique to this process and thread, then rename over ``path``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -237,7 +256,7 @@ def record(
                     payload = _canonical(seq, at, name, role, action, record_type, rid, source, clean)
                     digest = _chain_hash(key, prev, payload)
                     s.add(
-                        AuditEvent(
+                        event := AuditEvent(
                             seq=seq,
                             at=at,
                             actor=name,
@@ -251,6 +270,8 @@ def record(
                             hash=digest,
                         )
                     )
+                    for listener in _listeners:
+                        listener(s, store, event)
             except IntegrityError:
                 continue
             try:
@@ -578,6 +599,17 @@ def _read_anchor(store: Store, key: bytes) -> tuple[int, str] | str | None:
     return f"the anchor file {anchor} was altered"
 
 
+def _settled_anchor(store: Store, key: bytes) -> tuple[int, str] | str | None:
+    """The anchor read again once no append is between its commit and its anchor write.
+
+    An append holds the append lock from before its transaction until its anchor is written, so a
+    first event may be committed (and walked) while the anchor does not exist yet: waiting for the
+    lock tells that apart from an anchor that was deleted.
+    """
+    with _serialised(store):
+        return _read_anchor(store, key)
+
+
 def _walk(
     store: Store, expected: dict[int, tuple[str, int]], collect_after: int | None = None
 ) -> tuple[Verification, str, list[str]]:
@@ -628,7 +660,7 @@ def _walk(
         )
     if isinstance(anchor, str):
         return broken(None, anchor)
-    if anchor is None and checked and not isinstance(_read_anchor(store, key), tuple):  # not just written by a first append
+    if anchor is None and checked and not isinstance(_settled_anchor(store, key), tuple):  # not just written by a first append
         return broken(None, f"the anchor file {store.home / ANCHOR_FILE} is missing")
     if anchor is not None and anchor[0] > checked:
         return broken(checked + 1, f"event(s) {checked + 1}..{anchor[0]} are missing: the trail was cut short")

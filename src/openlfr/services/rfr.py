@@ -27,7 +27,7 @@ import jinja2
 import numpy as np
 from sqlalchemy import select
 
-from openlfr import metrics
+from openlfr import config, metrics, wording
 from openlfr.core import FaceEngine, main_face
 from openlfr.core.types import Detection
 from openlfr.errors import NoFaceError, NotFoundError, OpenLFRError, StoreError
@@ -54,6 +54,10 @@ DECISIONS = {"not-a-match": "Not a match", "possible-match": "Possible match"}
 CONFIRMATIONS = {"confirmed": "Confirmed as a possible match", "not-confirmed": "Not confirmed"}
 _reports = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent.parent / "web" / "templates"), autoescape=True
+)
+#: The report words its times as the pages do: "30 Nov 2026 14:05:09", in the force's time zone.
+_reports.filters["when"] = lambda value: wording.format_time(
+    datetime.fromisoformat(value) if isinstance(value, str) else value, config.time_zone()
 )
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".ts"}
 #: A clip is searched for at most this many frames (about 4 minutes at 25 fps).

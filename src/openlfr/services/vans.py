@@ -116,7 +116,9 @@ def _load_private(path: Path, kind: type, what: str):
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "OpenLFR"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "OpenLFR"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    )
 
 
 def _issue(
@@ -183,7 +185,9 @@ def init_centre(store: Store, hosts: list[str], keys: str | os.PathLike[str] | N
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = _issue("OpenLFR centre CA", ca_key.public_key(), ca_key, None, CA_DAYS, None)
     sync_key = ec.generate_private_key(ec.SECP256R1())
-    sync_cert = _issue("openlfr-centre-sync", sync_key.public_key(), ca_key, ca_cert, CERT_DAYS, ExtendedKeyUsageOID.SERVER_AUTH, hosts)
+    sync_cert = _issue(
+        "openlfr-centre-sync", sync_key.public_key(), ca_key, ca_cert, CERT_DAYS, ExtendedKeyUsageOID.SERVER_AUTH, hosts
+    )
     _create(folder / CENTRE_SIGNING_KEY, _pem_private(signing))
     _create(folder / CENTRE_CA_KEY, _pem_private(ca_key))
     _create(folder / CENTRE_SYNC_KEY, _pem_private(sync_key))
@@ -227,13 +231,13 @@ def parse_van_public(data: bytes) -> tuple[X25519PublicKey, ec.EllipticCurvePubl
         elif isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
             tls = key
     if package is None or tls is None:
-        raise NodeKeyError("the van's public key file must hold its X25519 package key and its P-256 TLS key ('openlfr van init')")
+        raise NodeKeyError(
+            "the van's public key file must hold its X25519 package key and its P-256 TLS key ('openlfr van init')"
+        )
     return package, tls
 
 
-def register_van(
-    store: Store, name: str, public_keys: bytes, by: str, keys: str | os.PathLike[str] | None = None
-) -> dict:
+def register_van(store: Store, name: str, public_keys: bytes, by: str, keys: str | os.PathLike[str] | None = None) -> dict:
     """Register a van: keep its public keys, issue its client certificate. Returns the enrolment file's
     content (the van's certificate, the CA and the centre's signing key: all public)."""
     if not _NAME.fullmatch(name):
@@ -320,7 +324,9 @@ class VanKeys:
 
 
 def _public_text(name: str, package: X25519PublicKey, tls: ec.EllipticCurvePublicKey) -> str:
-    return f"# OpenLFR van {name}: package key (X25519), then TLS key (P-256)\n" + (_pem_public(package) + _pem_public(tls)).decode()
+    return (
+        f"# OpenLFR van {name}: package key (X25519), then TLS key (P-256)\n" + (_pem_public(package) + _pem_public(tls)).decode()
+    )
 
 
 def init_van(store: Store, name: str, keys: str | os.PathLike[str] | None = None) -> VanKeys:

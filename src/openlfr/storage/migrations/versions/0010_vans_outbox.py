@@ -101,5 +101,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("outbox_items", "imported_packages", "van_identity", "synced_alerts", "sync_items", "deployment_packages", "vans"):
+    for table in (
+        "outbox_items",
+        "imported_packages",
+        "van_identity",
+        "synced_alerts",
+        "sync_items",
+        "deployment_packages",
+        "vans",
+    ):
         op.drop_table(table)
