@@ -5,16 +5,20 @@ from ``benchmarks/rfr.py``."""
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
 import warnings
 
 import numpy as np
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text, update
 
 from openlfr.index import CustodyIndex, IndexParams, custody_index, synthetic
 from openlfr.index.custody_index import index_path
 from openlfr.services.custody import custody_template_context
-from openlfr.storage.models import CustodyImage, CustodyRecord
+from openlfr.storage import Store
+from openlfr.storage.models import CustodyGeneration, CustodyImage, CustodyRecord
 
 PACK = "test-pack:0000"
 DIM = 32
@@ -96,25 +100,31 @@ def test_add_and_remove_keep_ids_consistent() -> None:
 def add_rows(store, templates: np.ndarray, pack: str = PACK) -> list[int]:
     """Custody images as the import writes them: templates encrypted under the pack's context."""
     with store.session() as s:
-        record = CustodyRecord(custody_id=f"C{np.random.default_rng().integers(1 << 40)}")
-        s.add(record)
-        for i in range(len(templates)):
-            record.images.append(
-                CustodyImage(
-                    source=f"img{i}.jpg",
-                    source_sha256=f"{np.random.default_rng().integers(1 << 60):064x}",
-                    file="custody/none.bin",
-                    template=b"",
-                    quality={},
-                    pack_id=pack,
-                )
+        return add_rows_in(s, store, templates, pack)
+
+
+def add_rows_in(s, store, templates: np.ndarray, pack: str = PACK) -> list[int]:
+    """:func:`add_rows` inside the caller's transaction (committed when the caller's block ends)."""
+    record = CustodyRecord(custody_id=f"C{np.random.default_rng().integers(1 << 40)}")
+    s.add(record)
+    for i in range(len(templates)):
+        record.images.append(
+            CustodyImage(
+                source=f"img{i}.jpg",
+                source_sha256=f"{np.random.default_rng().integers(1 << 60):064x}",
+                file="custody/none.bin",
+                template=b"",
+                quality={},
+                pack_id=pack,
             )
-        s.flush()  # templates are sealed to their row ids
-        for image, t in zip(record.images, templates, strict=True):
-            image.template = store.cipher.encrypt(t.astype(np.float32).tobytes(), custody_template_context(pack, image.id))
-        return [image.id for image in record.images]
+        )
+    s.flush()  # templates are sealed to their row ids
+    for image, t in zip(record.images, templates, strict=True):
+        image.template = store.cipher.encrypt(t.astype(np.float32).tobytes(), custody_template_context(pack, image.id))
+    return [image.id for image in record.images]
 
 
+@pytest.mark.both_databases  # on SQLite and PostgreSQL (tests/pg.py)
 def test_sync_follows_the_database(store) -> None:
     x = gallery(1200, seed=4)
     first = add_rows(store, x[:700])
@@ -131,7 +141,7 @@ def test_sync_follows_the_database(store) -> None:
     assert index.sync(store)["removed"] == 51
     # SQLite hands the deleted newest id out again: the new row must replace the old template
     (reused,) = add_rows(store, gallery(1, seed=11))
-    assert reused == second[-1]
+    assert reused == second[-1] or store.engine.dialect.name != "sqlite"  # PostgreSQL's sequences never reuse one
     assert index.sync(store)["added"] == 1
     _, found = index.search(x[:50], 20)
     assert not np.isin(found, first[:50]).any()
@@ -142,6 +152,7 @@ def test_sync_follows_the_database(store) -> None:
         assert set(s.scalars(select(CustodyImage.id).where(CustodyImage.pack_id == PACK))) == set(index._ids.tolist())
 
 
+@pytest.mark.both_databases
 def test_save_open_round_trip_is_encrypted(store) -> None:
     x = gallery(3000, seed=5)
     add_rows(store, x)
@@ -197,3 +208,117 @@ def test_synthetic_templates_match_their_model() -> None:
     probes = synthetic.new_images(fitted, np.array([0, 300]), seed=5, image_seed=1, chunk=256, per_identity=2)
     scores = probes @ np.concatenate(chunks).T
     assert (scores.argmax(axis=1) // 2).tolist() == [0, 300]
+
+
+# --- several processes on one database: the generation (migration 0011) --------------------------
+
+
+def generation(store) -> int:
+    with store.session() as s:
+        return s.scalar(select(CustodyGeneration.generation))
+
+
+def index_ids(index: CustodyIndex) -> set[int]:
+    return set(index._ids.tolist())
+
+
+def db_ids(store) -> set[int]:
+    with store.session() as s:
+        return set(s.scalars(select(CustodyImage.id).where(CustodyImage.pack_id == PACK)))
+
+
+@pytest.mark.both_databases
+def test_every_change_to_custody_images_moves_the_generation(store) -> None:
+    """Triggers in the database move it, so every writer does: inserts, updates, deletes and a record's cascade."""
+    seen = [generation(store)]
+    ids = add_rows(store, gallery(3, seed=1))
+    seen.append(generation(store))
+    with store.session() as s:
+        s.execute(update(CustodyImage).where(CustodyImage.id == ids[0]).values(quality={"checked": True}))
+    seen.append(generation(store))
+    with store.session() as s:
+        s.execute(delete(CustodyImage).where(CustodyImage.id == ids[1]))
+    seen.append(generation(store))
+    with store.session() as s:
+        s.execute(delete(CustodyRecord))  # the database cascades to the remaining image
+    seen.append(generation(store))
+    assert db_ids(store) == set()
+    assert all(later > earlier for earlier, later in itertools.pairwise(seen)), seen
+
+
+@pytest.mark.both_databases
+def test_an_index_held_by_another_process_follows_additions_and_deletions(tmp_path, database: str) -> None:
+    """Two stores on one database, as two server processes: each syncs its own in-memory index before searching."""
+    writer, reader = Store(tmp_path / "home"), Store(tmp_path / "home")
+    try:
+        index = CustodyIndex.open(reader, PACK, SMALL, cached=False)  # the other process's own copy
+        assert index.sync(reader, save=False)["total"] == 0
+        x = gallery(40, seed=21)
+        ids = add_rows(writer, x)
+        assert index.sync(reader, save=False)["added"] == 40
+        assert index.search(x[:1], 1)[1][0, 0] == ids[0]
+        with writer.session() as s:
+            s.execute(delete(CustodyImage).where(CustodyImage.id.in_(ids[:10])))
+        assert index.sync(reader, save=False)["removed"] == 10
+        assert index_ids(index) == db_ids(writer) == set(ids[10:])
+    finally:
+        writer.close()
+        reader.close()
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_a_row_committed_late_beside_a_deletion_is_not_missed(store) -> None:
+    """PostgreSQL takes ids at insert but shows rows at commit. Writer A inserts (the lower id) and commits
+    last; B inserts (a higher id) and would commit first; a search syncs in between; then A commits and an
+    older row is deleted: row count and newest id are what they were at that sync, so an index trusting
+    them stays stale. The generation's row lock makes B wait for A, and every commit moves it."""
+    x = gallery(6, seed=31)
+    older = add_rows(store, x[:3])
+    index = CustodyIndex.open(store, PACK, SMALL, cached=False)
+    index.sync(store, save=False)
+    a_inserted, a_may_commit, b_done = threading.Event(), threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def writer_a() -> None:
+        try:
+            with store.session() as s:
+                add_rows_in(s, store, x[3:4])
+                a_inserted.set()
+                assert a_may_commit.wait(120), "the test never let writer A commit"
+        except BaseException as exc:
+            failures.append(exc)
+            a_inserted.set()
+
+    def writer_b() -> None:
+        try:
+            add_rows(store, x[4:5])
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            b_done.set()
+
+    a = threading.Thread(target=writer_a)
+    a.start()
+    assert a_inserted.wait(120) and not failures, failures
+    b = threading.Thread(target=writer_b)
+    b.start()
+    deadline = time.monotonic() + 120
+    while not b_done.is_set() and not waiting_on_a_lock(store):  # B committed, or B waits for A
+        assert time.monotonic() < deadline, "writer B neither committed nor waited"
+        time.sleep(0.01)
+    index.sync(store, save=False)  # a search between the two commits
+    a_may_commit.set()
+    a.join()
+    b.join()
+    assert not failures, failures
+    with store.session() as s:
+        s.execute(delete(CustodyImage).where(CustodyImage.id == older[0]))
+    index.sync(store, save=False)
+    assert index_ids(index) == db_ids(store)
+
+
+def waiting_on_a_lock(store) -> bool:
+    """Whether a session of this database waits for a row lock (PostgreSQL's own view of its sessions)."""
+    with store.engine.connect() as c:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        return bool(c.execute(text(query)).scalar())

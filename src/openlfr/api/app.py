@@ -84,8 +84,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        yield
-        live.shutdown()
+        from openlfr.live import fanout
+
+        listener = fanout.start(store, bus)  # PostgreSQL: alerts raised in other server processes reach these consoles
+        _app.state.live_listener = listener
+        try:
+            yield
+        finally:
+            if listener is not None:
+                listener.stop()
+            live.shutdown()
 
     app = FastAPI(
         title="OpenLFR",

@@ -9,6 +9,7 @@ against the centre's CA). Which van is calling is then read from the connection'
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 import threading
@@ -28,7 +29,7 @@ from openlfr.storage import Store
 class PeerCertificateH11(H11Protocol):
     """uvicorn's HTTP/1.1 protocol, adding the TLS client certificate (DER) to every request's state."""
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from openlfr.cli import audit as audit_cli
 from openlfr.cli import custody as custody_cli
+from openlfr.cli import db as db_cli
 from openlfr.cli import evaluate_reports, lfr, serve, threshold, users
 from openlfr.cli import vans as vans_cli
 from openlfr.cli.common import (
@@ -54,6 +55,7 @@ users.register(app)
 audit_cli.register(app)
 serve.register(app)
 custody_cli.register(app)
+db_cli.register(app)
 threshold.register(app)
 vans_cli.register(app)
 evaluate_app.command("walkby")(friendly_errors(lfr.evaluate_walkby))

@@ -59,6 +59,13 @@ def serve(
             "--sync-port", help="Centre: also serve the vans' sync listener on this port (mutual TLS; 'openlfr centre init')."
         ),
     ] = None,
+    sync_host: Annotated[
+        str | None,
+        typer.Option(
+            "--sync-host", help="Centre: the address the sync listener binds (default: --host). Vans connect to it "
+            "directly: no TLS-terminating proxy may stand in between.",
+        ),
+    ] = None,
     sync_every: Annotated[
         float, typer.Option("--sync-every", min=0.05, help="Van: seconds between deliveries of its outbox to the centre.")
     ] = 30.0,
@@ -115,7 +122,7 @@ def serve(
     )
     from openlfr.cli.vans import start_node_services
 
-    stop_node = start_node_services(store, role, host, sync_port, sync_every, node_keys)
+    stop_node = start_node_services(store, role, sync_host or host, sync_port, sync_every, node_keys)
     try:
         # uvicorn's own proxy handling believes X-Forwarded-For from 127.0.0.1 by default: turned off,
         # so the application sees the real peer and applies --trusted-proxies itself.

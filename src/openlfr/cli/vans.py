@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from openlfr.cli.common import HomeOpt, JsonOpt, console, emit_json, friendly_errors
+
+if TYPE_CHECKING:
+    from openlfr.storage import Store
 
 centre_app = typer.Typer(
     help="The centre's keys: package signing, its CA, the sync listener's certificate.", no_args_is_help=True
@@ -255,7 +258,7 @@ def register(app: typer.Typer) -> None:
 
 
 def start_node_services(
-    store, role: str, host: str, sync_port: int | None, sync_every: float, keys: Path | None
+    store: Store, role: str, host: str, sync_port: int | None, sync_every: float, keys: Path | None
 ) -> Callable[[], None]:
     """What ``openlfr serve`` runs beside the API for its role: at a centre given ``--sync-port``, the
     vans' sync listener; on a van, the loop delivering its outbox. Returns what stops them."""
@@ -268,10 +271,9 @@ def start_node_services(
     if role == "van":
         if sync_port is not None:
             raise OpenLFRError("--sync-port is the centre's listener; a van delivers to the centre instead")
-        if me is None:
-            raise OpenLFRError("this data folder is not a van's: run 'openlfr van init --name NAME' first")
-        if not me.enrolled:
-            console.print(f"[yellow]van {me.name} is not enrolled:[/] nothing is delivered until 'openlfr van enrol'")
+        if me is None or not me.enrolled:
+            what = "not a van yet ('openlfr van init --name NAME')" if me is None else f"van {me.name} is not enrolled"
+            console.print(f"[yellow]{what}:[/] nothing is delivered to a centre until 'openlfr van enrol'")
             return lambda: None
 
         def report(exc: Exception) -> None:

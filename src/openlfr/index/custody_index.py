@@ -39,12 +39,12 @@ from typing import BinaryIO
 
 import faiss
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openlfr.storage import Store
 from openlfr.storage.crypto import Cipher, custody_template_context
-from openlfr.storage.models import CustodyImage
+from openlfr.storage.models import CustodyGeneration, CustodyImage
 
 INDEX_CONTEXT = "custody-index"
 MAGIC = b"OLFRIDX1"
@@ -150,9 +150,8 @@ class CustodyIndex:
     def sync(self, store: Store, save: bool = True) -> dict:
         """Bring the index in step with ``custody_images`` of this pack; saved when anything changed.
 
-        Cheap when nothing changed: the table's row count, newest id and that row's creation time
-        are compared with those seen at the last sync (rows are never updated in place, and an id
-        SQLite reuses after deleting the newest row comes with a new creation time).
+        Cheap when nothing changed: the custody gallery's generation, which every change moves (in
+        the database, whichever process made it), is compared with the one seen at the last sync.
         """
         start = time.perf_counter()
         added = removed = 0
@@ -195,7 +194,8 @@ class CustodyIndex:
         """Write the index encrypted, a piece at a time, to a temporary file moved into place."""
         path = index_path(store, self.pack_id)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(path.name + ".tmp")
+        # Unique to this process and thread: server processes sharing a data folder may save at once.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with self._lock:
             try:
                 with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
@@ -486,10 +486,13 @@ def _sorted(scores: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _fingerprint(s: Session) -> list:
-    """Row count, newest id and its creation time of ``custody_images`` (all packs): equal means unchanged."""
-    count = s.scalar(select(func.count()).select_from(CustodyImage))
-    newest = s.execute(select(CustodyImage.id, CustodyImage.created_at).order_by(CustodyImage.id.desc()).limit(1)).first()
-    return [count, newest[0], str(newest[1])] if newest else [0, 0, ""]
+    """The custody gallery's generation (migration 0011): equal means unchanged, in any process.
+
+    Read before the ids it vouches for: a change committed in between moves it again, so the next
+    sync looks once more rather than trusting a stale index. (Row count and newest id, compared before,
+    miss a row committed late beside a deletion on PostgreSQL, whose ids are not in commit order.)
+    """
+    return ["generation", s.scalar(select(CustodyGeneration.generation).where(CustodyGeneration.id == 1))]
 
 
 def _read_templates(s: Session, cipher: Cipher, pack_id: str, ids: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:

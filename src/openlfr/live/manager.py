@@ -10,6 +10,7 @@ as the newest JPEG, at most a few times a second.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from openlfr.media.video import Frame
 from openlfr.services.alerts import REPEAT_WINDOW_S
 from openlfr.storage import Store
 
+log = logging.getLogger(__name__)
+
 #: How often the operator's view of a camera is re-encoded (seconds): enough to watch, cheap to make.
 VIEW_EVERY_S = 0.4
 
@@ -34,6 +37,9 @@ class AlertBus:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
+        #: Passes typed messages (camera and deployment states) on to the other server processes
+        #: (``live/fanout.py``, PostgreSQL); alerts are announced by the transaction that stores them.
+        self.relay: Callable[[dict], None] | None = None
 
     def subscribe(self) -> asyncio.Queue:
         queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
@@ -45,7 +51,8 @@ class AlertBus:
         with self._lock:
             self._subscribers = [(loop, q) for loop, q in self._subscribers if q is not queue]
 
-    def publish(self, message: dict) -> None:
+    def publish(self, message: dict, relay: bool = True) -> None:
+        """Deliver to this process's streams; ``relay`` also passes a typed message on to other processes."""
         with self._lock:
             subscribers = list(self._subscribers)
         for loop, queue in subscribers:
@@ -53,6 +60,11 @@ class AlertBus:
                 loop.call_soon_threadsafe(queue.put_nowait, message)
             except RuntimeError:  # that loop has closed
                 self.unsubscribe(queue)
+        if relay and self.relay is not None and message.get("type"):
+            try:
+                self.relay(message)
+            except Exception:  # other processes' consoles miss a state change; this one's still got it
+                log.exception("could not pass a live message on to the other server processes")
 
 
 @dataclass

@@ -19,7 +19,7 @@ from openlfr.errors import NotFoundError, OpenLFRError, StoreError
 from openlfr.services import audit
 from openlfr.services.common import CONFIRMED, OUTCOMES, now_utc, utc, watchlist_image_context
 from openlfr.services.subjects import CATEGORIES, SUBJECTS_GALLERY
-from openlfr.storage import Store
+from openlfr.storage import Store, notify
 from openlfr.storage.crypto import record_context
 from openlfr.storage.models import Alert, Gallery, Person, SubjectDetails, WatchlistEntry
 
@@ -88,6 +88,7 @@ def record_alert(store: Store, alert: NewAlert) -> int:
                 setattr(row, column, relative)
             s.flush()
             alert_id = row.id
+            notify.notify_in(s, {"alert": alert_id})  # other server processes' consoles, at commit (PostgreSQL)
     except BaseException:
         for f in written:
             store.delete_blob(f)
@@ -145,6 +146,7 @@ def merge_repeat(store: Store, alert: NewAlert, window_s: float = REPEAT_WINDOW_
                 break
         else:
             return None
+        notify.notify_in(s, {"alert": alert_id})
     audit.record(
         store, "alert.sighting", "alert", alert_id,
         {"camera": alert.camera_name, "track": alert.track_id, "score": round(float(alert.score), 4)}, actor="system",

@@ -41,6 +41,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
@@ -61,6 +62,9 @@ from openlfr.storage.sync_models import (
     Van,
     VanIdentity,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -399,7 +403,8 @@ def sync_once(
     return report
 
 
-def _answer(response, what: str, gap_ok: bool = False) -> dict:
+def _answer(response: httpx.Response, what: str, gap_ok: bool = False) -> dict:
+    """The centre's JSON answer, or a :class:`SyncError` saying what it refused and why."""
     try:
         body = response.json()
     except ValueError:
@@ -411,7 +416,8 @@ def _answer(response, what: str, gap_ok: bool = False) -> dict:
 
 class SyncLoop:
     """Delivers the outbox every ``every_s`` seconds while the van's server runs; failures (no link)
-    are reported and retried, never fatal."""
+    are retried, never fatal, and reported once each until delivery works again (hours without a
+    link should not fill the log)."""
 
     def __init__(
         self,
@@ -425,13 +431,19 @@ class SyncLoop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last: SyncReport | None = None
+        self._failing: str | None = None
 
     def run_once(self) -> SyncReport | None:
         try:
             self.last = sync_once(self.store, self.keys)
         except Exception as exc:  # no link, a centre restarting: tried again next tick
-            self.report(exc)
+            if str(exc) != self._failing:
+                self._failing = str(exc)
+                self.report(exc)
             return None
+        if self._failing is not None:
+            self._failing = None
+            log.warning("outbox delivered again to %s", self.last.centre)
         return self.last
 
     def _loop(self) -> None:
@@ -441,6 +453,11 @@ class SyncLoop:
                 return
 
     def start(self) -> None:
+        from openlfr import metrics
+
+        if (meter := metrics.for_store(self.store)) is not None:  # read at each scrape: always current
+            meter.outbox_depth.set_function(lambda: backlog(self.store)[0])
+            meter.outbox_age.set_function(lambda: backlog(self.store)[1])
         self._thread = threading.Thread(target=self._loop, name="outbox-delivery", daemon=True)
         self._thread.start()
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from openlfr.errors import NotFoundError, StoreError
 from openlfr.services import audit, deployments, vans
@@ -317,6 +317,8 @@ def _import(store: Store, data: bytes, by: str, keys: str | os.PathLike[str] | N
             )
             s.add(d)
             s.flush()
+            if s.get_bind().dialect.name == "postgresql":  # the centre's id was given: move the sequence past it
+                s.execute(text("SELECT setval(pg_get_serial_sequence('deployments', 'id'), (SELECT MAX(id) FROM deployments))"))
             for cam in content["cameras"]:
                 spec = deployments.CameraSpec(cam["name"], cam["source"], cam["record"], cam["min_face_px"])
                 row = deployments._camera(store, spec)  # the same redaction and sealing as planning

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -100,7 +101,7 @@ def _create(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def _load_private(path: Path, kind: type, what: str):
+def _load_private(path: Path, kind: type, what: str) -> Any:
     if not path.is_file():
         raise NodeKeyError(f"no {what} at {path}")
     try:

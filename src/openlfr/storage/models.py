@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -385,6 +386,16 @@ class CustodyReject(Base):
     custody_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     reason: Mapped[str] = mapped_column(String(1000))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CustodyGeneration(Base):
+    """One row (id 1) that triggers move forward at every change to ``custody_images`` (migration 0011):
+    each process's in-memory search index compares it before searching and syncs when it moved."""
+
+    __tablename__ = "custody_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
 
 
 class RfrSearch(Base):

@@ -22,8 +22,11 @@ PEER_CERT = "openlfr_peer_certificate"
 VAN_ROLE = "van"
 
 
-def van_caller(request: Request) -> str:
-    """The registered van presenting this connection's client certificate, allowed by the route's rule."""
+async def van_caller(request: Request) -> str:
+    """The registered van presenting this connection's client certificate, allowed by the route's rule.
+
+    Async, like the main application's ``authorize``: the audit actor it sets is then copied into the
+    thread that runs the route."""
     route = request.scope.get("route")
     rule = rule_for(request.method, getattr(route, "path", request.url.path))
     if rule is None or VAN_ROLE not in rule:
