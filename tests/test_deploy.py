@@ -123,7 +123,9 @@ def test_the_units_command_line_starts_a_server_that_answers_healthz(role: str, 
         health = wait_for_healthz(url, process)
         assert health.status_code == 200 and health.json()["role"] == role
         ready = httpx.get(f"{url}/readyz", timeout=60)
-        assert ready.status_code == 200, ready.text
+        # A van is ready once it holds a deployment package ('openlfr van import'); this fresh one does not.
+        assert ready.status_code == (503 if role == "van" else 200), ready.text
+        assert ready.json()["failed"] == (["deployment_package"] if role == "van" else [])
         assert ready.json()["role"] == role and ready.json()["checks"]["audit_key"]["detail"].startswith("present")
         assert f'role="{role}"' in httpx.get(f"{url}/metrics", timeout=30).text
     finally:

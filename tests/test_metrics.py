@@ -281,11 +281,11 @@ def test_readyz_fails_when_model_files_are_missing(store: Store, tmp_path: Path)
     assert status == 503 and body["failed"] == ["models"]
 
 
-def test_a_van_reports_its_role_and_the_deployment_package_hook(store: Store, engine) -> None:
+def test_a_van_without_a_deployment_package_is_not_ready(store: Store, engine) -> None:
     app = create_app(store=store, engine=engine, role="van")
     status, body = readyz(app)
-    assert status == 200 and body["role"] == "van"
-    assert "deployment_package" in body["checks"]
+    assert status == 503 and body["role"] == "van" and body["failed"] == ["deployment_package"]
+    assert "not a van" in body["checks"]["deployment_package"]["detail"]
     assert 'role="van"' in app.state.metrics.exposition().decode()
     with pytest.raises(ValueError, match="role"):
         create_app(store=store, engine=engine, role="truck")

@@ -378,3 +378,21 @@ def test_commands_enrol_a_van_and_carry_a_package(tmp_path: Path, engine, model_
     key_text = (van_home / "keys" / "node" / "van-package.key").read_bytes()
     assert b"PRIVATE KEY" in key_text and key_text not in (van_home / "openlfr.db").read_bytes()
     assert isinstance(vans.parse_van_public(public.read_bytes())[1], ec.EllipticCurvePublicKey)
+
+
+def test_a_van_is_ready_only_while_it_holds_a_valid_package(centre: Store, van: Store, deployment: int, engine) -> None:
+    """/readyz on a van: not ready before a package is imported, ready while it is inside its window."""
+    from fastapi.testclient import TestClient
+
+    from openlfr.api.app import create_app
+
+    def ready() -> tuple[int, dict]:
+        with TestClient(create_app(store=van, engine=engine, role="van")) as client:
+            answer = client.get("/readyz")
+            return answer.status_code, answer.json()
+
+    status, body = ready()
+    assert status == 503 and body["failed"] == ["deployment_package"]
+    imported(centre, van, deployment)
+    status, body = ready()
+    assert status == 200 and body["checks"]["deployment_package"]["ok"], body

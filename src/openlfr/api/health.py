@@ -190,10 +190,13 @@ class Readiness:
 
 
 def check_deployment_package(readiness: Readiness) -> Check:
-    """A van is ready only with a valid deployment package (signed by the centre, meant for this van,
-    inside its time window). The hook for the central/van change, which brings the packages: until
-    then it checks nothing and says so."""
-    return Check("deployment_package", True, "not checked yet: deployment packages come with the central/van change")
+    """A van is ready only with a valid deployment package: enrolled with its centre, a package it
+    imported (signature, addressee and time window were checked on import) inside its time window,
+    its deployment not yet closed."""
+    from openlfr.services.packages import van_package_problem
+
+    problem = van_package_problem(readiness.store)
+    return Check("deployment_package", problem is None, problem or "a deployment package inside its time window")
 
 
 #: The checks only one role has, after the common ones.
