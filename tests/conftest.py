@@ -26,6 +26,10 @@ DATA_ENV = "OPENLFR_TEST_DATA"
 os.environ.pop(ENV_DATABASE_URL, None)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    pg.drop_template()
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run tests of modules marked ``both_databases`` on each backend (module-scoped when they use ``module_database``)."""
     if metafunc.definition.get_closest_marker("both_databases") is None:
@@ -37,10 +41,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @contextmanager
-def _backend(backend: str | None) -> Iterator[str]:
-    """For the block, point ``OPENLFR_DATABASE_URL`` at a fresh PostgreSQL database ("postgresql") or
-    unset it ("sqlite": each store's own file, even while a module's PostgreSQL database is set up);
-    None (not parametrised) leaves it as it is."""
+def _backend(backend: str | None, migrated: bool = True) -> Iterator[str]:
+    """For the block, point ``OPENLFR_DATABASE_URL`` at a fresh PostgreSQL database ("postgresql"; at the
+    newest schema unless not ``migrated``) or unset it ("sqlite": each store's own file, even while a
+    module's PostgreSQL database is set up); None (not parametrised) leaves it as it is."""
     if backend is None:
         yield "sqlite" if not os.environ.get(ENV_DATABASE_URL) else "postgresql"
         return
@@ -49,15 +53,17 @@ def _backend(backend: str | None) -> Iterator[str]:
             mp.delenv(ENV_DATABASE_URL, raising=False)
             yield "sqlite"
             return
-        with pg.fresh_database() as url:
+        with pg.fresh_database(migrated=migrated) as url:
             mp.setenv(ENV_DATABASE_URL, url)
             yield "postgresql"
 
 
 @pytest.fixture(autouse=True)
 def database(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The backend of this test: "sqlite" unless parametrised (``both_databases``) to "postgresql"."""
-    with _backend(getattr(request, "param", None)) as backend:
+    """The backend of this test: "sqlite" unless parametrised (``both_databases``) to "postgresql"; marked
+    ``empty_database``, a PostgreSQL database without a schema, as a new SQLite file is."""
+    empty = request.node.get_closest_marker("empty_database") is not None
+    with _backend(getattr(request, "param", None), migrated=not empty) as backend:
         yield backend
 
 

@@ -43,16 +43,58 @@ def _admin(url: str):
     return create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
 
 
+#: This session's database already migrated to head, copied for each test (copying is ~6× quicker than
+#: migrating a new database; tests/test_storage.py migrates new ones). Dropped at the session's end.
+_template: str | None = None
+
+
+def _migrated_template(server: str) -> str:
+    global _template
+    if _template is None:
+        import tempfile
+
+        from openlfr.storage import Store
+
+        name = f"openlfr_template_{uuid.uuid4().hex[:12]}"
+        admin = _admin(server)
+        try:
+            with admin.connect() as c:
+                c.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            admin.dispose()
+        with tempfile.TemporaryDirectory() as home:
+            Store(home, make_url(server).set(database=name).render_as_string(hide_password=False)).close()
+        _template = name
+    return _template
+
+
+def drop_template() -> None:
+    """End of the session: drop the migrated template, if one was made."""
+    global _template
+    server = os.environ.get(PG_ENV, "").strip()
+    if _template is None or not server:
+        return
+    admin = _admin(server)
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{_template}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+        _template = None
+
+
 @contextmanager
-def fresh_database(label: str = "t") -> Iterator[str]:
-    """Create an empty database on the test server, yield its URL, drop it (and its connections) after."""
+def fresh_database(label: str = "t", migrated: bool = True) -> Iterator[str]:
+    """Create a database on the test server (a copy of one at the newest schema, or with ``migrated=False``
+    an empty one), yield its URL, drop it (and its connections) after."""
     server = server_url()
     assert server is not None
     name = f"openlfr_{label}_{uuid.uuid4().hex[:12]}"
     admin = _admin(server)
     try:
+        template = f' TEMPLATE "{_migrated_template(server)}"' if migrated else ""
         with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
+            c.execute(text(f'CREATE DATABASE "{name}"{template}'))
     except Exception as exc:
         admin.dispose()
         if os.environ.get(REQUIRE_ENV) == "1":
@@ -81,7 +123,7 @@ def own_copy() -> Iterator[None]:
         return
     source = make_url(current)
     name = f"openlfr_copy_{uuid.uuid4().hex[:12]}"
-    admin = _admin(source.set(database="postgres").render_as_string(hide_password=False))
+    admin = _admin(server_url() or "")
     try:
         with admin.connect() as c:
             c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source.database}"'))

@@ -245,6 +245,36 @@ else:
 """
 
 
+def test_verify_looks_again_for_a_missing_anchor_only_once_appends_in_progress_are_done(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append commits its event before it writes the anchor (holding the append lock throughout), so a
+    verify (a checkpointer) can walk a first event whose anchor does not exist yet: before calling the anchor
+    missing, it reads it again holding the append lock. (Without that the concurrent test below failed now and then.)"""
+    import fcntl
+
+    audit.record(store, "test.event")
+    (store.home / audit.ANCHOR_FILE).unlink()  # now really missing
+    read_anchor = audit._read_anchor
+    lock_held: list[bool] = []
+
+    def watched(st: Store, key: bytes):
+        fd = os.open(st.home / audit.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # refused while another open file holds it
+            lock_held.append(False)
+        except BlockingIOError:
+            lock_held.append(True)
+        finally:
+            os.close(fd)
+        return read_anchor(st, key)
+
+    monkeypatch.setattr(audit, "_read_anchor", watched)
+    result = audit.verify(store)
+    assert lock_held == [False, True]
+    assert not result.ok and "anchor file" in (result.problem or "") and "missing" in (result.problem or "")
+
+
 def test_concurrent_processes_append_one_contiguous_chain(tmp_path: Path) -> None:
     """Several processes (as the server and CLI commands are) appending at once: no errors, one chain, a true anchor.
 

@@ -144,3 +144,24 @@ def test_watchlist_is_a_frozen_copy_deleted_when_the_deployment_closes(store: St
     assert len(list_subjects(store)) == 1
     with pytest.raises(StoreError, match="is closed"):
         deployments.start(store, deployment_id)
+
+
+def test_the_list_of_deployments_takes_two_queries_however_many_there_are(store: Store) -> None:
+    """On a database server every query is a round trip: the list loads all cameras in one query, not one per deployment."""
+    from sqlalchemy import event
+
+    cameras = [deployments.CameraSpec("north", "rtsp://north.invalid/s"), deployments.CameraSpec("south", "rtsp://south.invalid/s")]
+    for i in range(6):
+        deployments.plan(store, f"D{i}", "Street", "crime-hotspot", NOW, NOW + timedelta(hours=2), 0.45, cameras, "planner")
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        listed = deployments.list_deployments(store)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert [d["cameras"] for d in listed] == [["north", "south"]] * 6
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 2, statements

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import MetaData, func, inspect, select, text
 from typer.testing import CliRunner
 
+import openlfr.storage.sync_models  # noqa: F401  (the centre's and vans' tables are part of the schema)
 import pg
 from lfr_helpers import hopper_subject, ready_deployment, walking_clip
 from openlfr.cli.main import app
@@ -48,6 +49,7 @@ def test_migrations_are_one_line_to_one_head() -> None:
 
 
 @pytest.mark.both_databases  # on SQLite and PostgreSQL (tests/pg.py)
+@pytest.mark.empty_database
 def test_schema_at_head_matches_the_models_and_goes_down_and_up_again(tmp_path: Path, database: str) -> None:
     """Every migration runs forwards and backwards on this database, and head is exactly what the models say."""
     store = Store(tmp_path / "home")
@@ -67,6 +69,7 @@ def test_schema_at_head_matches_the_models_and_goes_down_and_up_again(tmp_path: 
 
 
 @pytest.mark.both_databases  # on SQLite and PostgreSQL (tests/pg.py)
+@pytest.mark.empty_database
 def test_db_check_and_migrate_for_operators(tmp_path: Path, database: str) -> None:
     home = tmp_path / "home"
     behind = db(home, "check")
@@ -103,6 +106,7 @@ def test_db_check_names_an_unreachable_database_in_one_line(tmp_path: Path, monk
 
 
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+@pytest.mark.empty_database
 def test_server_processes_starting_together_migrate_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Several servers opening a new PostgreSQL database at the same moment: the migration lock lets one
     create the schema and the others find it done (without it they race to create the same tables)."""
@@ -123,7 +127,8 @@ def test_server_processes_starting_together_migrate_once(tmp_path: Path, monkeyp
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(300)  # a deadline for a failure (racing migrations can wait on each other for good), not a timing
+    assert not any(t.is_alive() for t in threads), "opening the store hung"
     assert not failures, failures
     assert {store_module.current_revision(s.engine) for s in opened} == {store_module.head_revision()}
     for s in opened:

@@ -114,6 +114,11 @@ class PipelineConfig:
     templates_per_track: int = 10
     #: After that budget, a new template needs a view this much better (eye distance x confidence).
     better_view: float = 1.15
+    #: A track is templated at most this often (seconds). At 25 processed frames a second, templating
+    #: every view would spend the budget on near-identical views in its first 0.4 s (and most of the
+    #: CPU on templates); 0.08 s keeps the cadence the walk-by recall was measured at (about 13
+    #: processed frames a second before frames were searched at reduced scale).
+    template_interval_s: float = 0.08
     #: Also alert on the track's pooled template (mean of its views) once it averages at least
     #: ``pooled_min_templates`` views. Off by default: on the 5-minute walk-by it found one more
     #: watchlisted pass in 20 but also raised one false alert (README, "Measured").
@@ -219,6 +224,8 @@ class CameraPipeline:
     def _wants_template(self, track: Track) -> bool:
         quality = track.detection.inter_eye_px * track.detection.score
         state = track.state
+        if state.templated_at is not None and track.last_seen - state.templated_at < self.config.template_interval_s:
+            return False
         if state.templates < self.config.templates_per_track:
             return True
         if state.templated_at is not None and track.last_seen - state.templated_at >= self.config.recheck_s:
