@@ -163,6 +163,18 @@ def test_repeat_alerts_merge_when_tracks_break_anyway(tmp_path: Path, lfw_root: 
     monkeypatch.setattr(
         tracker.FaceTracker, "__init__", lambda self, **kw: original(self, **{**kw, "min_misses": 0, "max_gap": 0.7})
     )
+    # ...and every view templated, as the pipeline did then (a new track confirms within one burst).
+    from dataclasses import replace
+
+    from openlfr.live import pipeline
+
+    built = pipeline.CameraPipeline.__init__
+    monkeypatch.setattr(
+        pipeline.CameraPipeline, "__init__",
+        lambda self, camera, engine, watchlist, config, *a, **kw: built(
+            self, camera, engine, watchlist, replace(config, template_interval_s=0.0), *a, **kw
+        ),
+    )  # fmt: skip
     truth = out / "truth.json"
     merged = walkby_eval.run(engine, truth, realtime=False, drop_frame=_stalls, threshold=engine.alert_threshold)
     assert merged.alerted_passes == 3 and merged.passes_with_one_alert == 3 and merged.merged_sightings > 0

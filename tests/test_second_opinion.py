@@ -62,3 +62,47 @@ def test_pooled_templates_are_refused_with_a_fused_pack(fused) -> None:
     watchlist = Watchlist.build(np.ones((1, 256), np.float32) / 16, ["A"], ["A"], ["c"], [1])
     with pytest.raises(ValueError, match="second opinion"):
         CameraPipeline("cam", fused, watchlist, PipelineConfig(threshold=0.5, pool_templates=True), lambda e: None)
+
+
+def test_second_opinion_in_another_process_gives_the_same_alert_without_stalling(fused) -> None:
+    """In real time the second model answers from a worker process while frames go on: dlib keeps
+    Python's lock for its whole ~80 ms a face, so on a thread it stalled the camera loop. The answer
+    and the alert are the ones given in line; the chips of dlib's own alignment are the same as well."""
+    hopper = demo_images.grace_hopper()
+    reference = fused.faces(hopper)[0].template
+    watchlist = Watchlist.build(reference[None], ["GH-1"], ["Grace Hopper"], ["c"], [1])
+    results = {}
+    for asynchronous in (False, True):
+        events: list = []
+        config = PipelineConfig(threshold=fused.native_threshold, async_second_opinion=asynchronous)
+        pipeline = CameraPipeline("cam", fused, watchlist, config, events.append)
+        assert (pipeline._opinions is not None) == asynchronous
+        for n in range(8):
+            pipeline.process(Frame(hopper, n, n * 0.1, n * 0.1))
+            for job in pipeline._pending:  # a camera's next frame comes 40 ms later: the answer is in by then
+                job.future.result()
+        pipeline.finish()  # judges what is still waiting, then closes the worker process
+        assert pipeline._pending == [] and pipeline._opinions is None
+        results[asynchronous] = [(e.reference, round(e.score, 4)) for e in events]
+    assert results[True] == results[False] and results[True] and results[True][0][0] == "GH-1"
+
+
+def test_a_view_awaiting_a_second_opinion_is_dropped_when_its_track_ends(fused) -> None:
+    """Nothing about a face outlives its track, not even a view still with the second model."""
+    hopper = demo_images.grace_hopper()
+    reference = fused.faces(hopper)[0].template
+    events: list = []
+    pipeline = CameraPipeline(
+        "cam", fused, Watchlist.build(reference[None], ["GH-1"], ["Grace Hopper"], ["c"], [1]),
+        PipelineConfig(threshold=fused.native_threshold, async_second_opinion=True), events.append,
+    )  # fmt: skip
+    pipeline.process(Frame(hopper, 0, 0.0, 0.0))
+    pipeline.process(Frame(hopper, 1, 0.1, 0.1))  # confirmed: templated, sent for a second opinion
+    (job,) = pipeline._pending
+    (track,) = pipeline.tracker.tracks
+    assert job.track is track
+    pipeline._end([track])  # the face left while its view was with the second model
+    assert pipeline._pending == [] and track.state.empty and pipeline.stats.faces_seen == 1
+    job.future.result()  # the worker's answer comes back to nobody
+    pipeline.finish()
+    assert events == []

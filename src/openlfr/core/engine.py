@@ -122,7 +122,10 @@ class FaceEngine:
         """Fill in the second model's part of these faces' templates (from ``describe(second_opinion=False)``)."""
         if not self.second or not faces:
             return
-        second = self.second.templates(image, [f.detection for f in faces])
+        self.fill_second_opinion(faces, self.second.templates(image, [f.detection for f in faces]))
+
+    def fill_second_opinion(self, faces: list[Face], second: np.ndarray) -> None:
+        """Put the second model's unit templates (one row per face) into these faces' fused templates."""
         offset = self.recognizer.dimension
         for face, template in zip(faces, second, strict=True):
             assert face.template is not None

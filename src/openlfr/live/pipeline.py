@@ -25,14 +25,16 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from openlfr.core import FaceEngine
-from openlfr.core.types import Detection
-from openlfr.live.tracker import FaceTracker, Track
+from openlfr.core.second_opinion import SecondOpinionProcess
+from openlfr.core.types import Detection, Face
+from openlfr.live.tracker import Box, FaceTracker, Track
 from openlfr.media.video import Frame
 
 
@@ -84,6 +86,18 @@ class Watchlist:
 
 
 @dataclass
+class _Pending:
+    """A view waiting for the second model: what is needed to judge it as it was when it was seen."""
+
+    future: Future
+    track: Track
+    face: Face
+    frame: Frame
+    detection: Detection
+    in_view: list[tuple[Box, Track]]
+
+
+@dataclass
 class AlertEvent:
     camera: str
     track_id: int
@@ -119,6 +133,15 @@ class PipelineConfig:
     #: CPU on templates); 0.08 s keeps the cadence the walk-by recall was measured at (about 13
     #: processed frames a second before frames were searched at reduced scale).
     template_interval_s: float = 0.08
+    #: At most this many views are templated in one frame; the rest wait for the next frame, the
+    #: tracks templated least recently first. Several people appearing at once would otherwise make
+    #: one frame take several frame-times and the frames behind it would be dropped.
+    max_templates_per_frame: int = 2
+    #: Fused packs: ask the second model (dlib's ResNet, ~80 ms a face on this machine) on a worker
+    #: thread while the camera's next frames are processed, and judge the view when its answer is in.
+    #: Asked in line, each near-threshold view stalled the camera for two or three frame-times, which
+    #: were dropped. Off (in line, deterministic) when frames are not processed in real time.
+    async_second_opinion: bool = False
     #: Also alert on the track's pooled template (mean of its views) once it averages at least
     #: ``pooled_min_templates`` views. Off by default: on the 5-minute walk-by it found one more
     #: watchlisted pass in 20 but also raised one false alert (README, "Measured").
@@ -214,8 +237,16 @@ class CameraPipeline:
         self.min_alert_inter_eye_px = float(limit or 0.0)
         #: Scale of the copy each frame is searched on (see ``PipelineConfig.smallest_face_px``).
         self.detect_scale = detection_scale(config.smallest_face_px)
+        #: Views awaiting the second model's answer (``PipelineConfig.async_second_opinion``), oldest first,
+        #: and the process that answers (dlib holds Python's lock while it works: a thread would stall us).
+        self._pending: list[_Pending] = []
+        self._opinions: SecondOpinionProcess | None = None
+        if config.async_second_opinion and engine is not None and engine.second is not None:
+            self._opinions = SecondOpinionProcess(engine.second.resnet_model)
 
     def _end(self, tracks: list[Track]) -> None:
+        if self._pending:  # views of these tracks still awaiting a second opinion are dropped unjudged
+            self._pending = [job for job in self._pending if job.track not in tracks]
         for track in tracks:
             if track.confirmed or track.state.templates:
                 self.stats.faces_seen += 1
@@ -224,6 +255,8 @@ class CameraPipeline:
     def _wants_template(self, track: Track) -> bool:
         quality = track.detection.inter_eye_px * track.detection.score
         state = track.state
+        if any(job.track is track for job in self._pending):  # one view at a time with the second model
+            return False
         if state.templated_at is not None and track.last_seen - state.templated_at < self.config.template_interval_s:
             return False
         if state.templates < self.config.templates_per_track:
@@ -251,6 +284,7 @@ class CameraPipeline:
 
     def process(self, frame: Frame) -> list[AlertEvent]:
         started = time.perf_counter()
+        alerts = self._collect()
         detections = [
             d for d in self.engine.detect(frame.image, self.detect_scale) if d.box[2] >= self.config.min_face_px
         ]
@@ -260,8 +294,10 @@ class CameraPipeline:
         self.active = update.active
         comparable = [t for t in update.confirmed if t.detection.inter_eye_px >= self.min_alert_inter_eye_px]
         self.stats.views_too_small += len(update.confirmed) - len(comparable)
-        chosen = [t for t in comparable if self._wants_template(t)]
-        alerts: list[AlertEvent] = []
+        wanting = [t for t in comparable if self._wants_template(t)]
+        # Never-templated tracks first (they cannot alert yet), then the longest waiting.
+        wanting.sort(key=lambda t: (t.state.templates > 0, t.state.templated_at or 0.0))
+        chosen = wanting[: self.config.max_templates_per_frame]
         if chosen and self.detect_scale < 1.0:
             for track in chosen:
                 track.detection = self.engine.refine(frame.image, track.detection)
@@ -273,27 +309,44 @@ class CameraPipeline:
             faces = self.engine.describe(frame.image, [t.detection for t in chosen], second_opinion=False)
             probes = np.stack([f.template for f in faces])
             best, best_row = self.watchlist.subject_scores(probes)
+            later: set[int] = set()
             if self.engine.second and best.shape[1]:
                 floor = self.engine.second_opinion_floor(self.config.threshold)
                 near = np.flatnonzero(self.engine.first_model_scores(best.max(axis=1)) >= floor)
-                if len(near):
+                if len(near) and self.config.async_second_opinion:
+                    later = {int(i) for i in near}  # judged when the answer is in (see _collect)
+                elif len(near):
                     self.engine.add_second_opinion(frame.image, [faces[i] for i in near])
                     probes = np.stack([f.template for f in faces])
                     best, best_row = self.watchlist.subject_scores(probes)
-                    self.stats.second_opinions += len(near)
+                self.stats.second_opinions += len(near)
             self.stats.templates += len(chosen)
             for i, track in enumerate(chosen):
                 if self._is_someone_else(track, probes[i]):
                     track = self._split(track)
-                alerts += self._observe(track, probes[i], best[i], best_row[i], frame)
+                if i in later:
+                    self._ask_later(track, faces[i], frame)
+                else:
+                    alerts += self._observe(track, probes[i], best[i], best_row[i], frame)
         self.stats.frames += 1
         self.stats.detect_ms += (detected - started) * 1000
         self.stats.template_ms += (time.perf_counter() - detected) * 1000
         return alerts
 
     def _observe(
-        self, track: Track, template: np.ndarray, scores: np.ndarray, rows: np.ndarray, frame: Frame
+        self,
+        track: Track,
+        template: np.ndarray,
+        scores: np.ndarray,
+        rows: np.ndarray,
+        frame: Frame,
+        detection: Detection | None = None,
+        in_view: list[tuple[Box, Track]] | None = None,
     ) -> list[AlertEvent]:
+        """Add one templated view to the track's evidence and alert if it now confirms a subject.
+        ``detection`` and ``in_view`` (boxes and tracks) are as they were in ``frame`` when the view is
+        judged later (a second opinion answered on another thread); default: the track's now."""
+        detection = detection or track.detection
         state = track.state
         history = state.scores
         history.append(scores)
@@ -301,7 +354,7 @@ class CameraPipeline:
             history.popleft()
         state.templates += 1
         state.templated_at = track.last_seen
-        quality = track.detection.inter_eye_px * track.detection.score
+        quality = detection.inter_eye_px * detection.score
         state.best_quality = max(state.best_quality, quality)
         # The track's pooled template: a quality-weighted mean of its views, which averages out
         # per-frame noise (blur, compression, detector jitter) for genuine and impostor scores alike.
@@ -338,8 +391,8 @@ class CameraPipeline:
                 entry_id=self.watchlist.entry_ids[int(rows[subject])],
                 score=float(stacked[:, subject].max()),
                 frame=frame,
-                crop=face_crop(frame.image, track.detection),
-                view=self.operator_view(frame.image),
+                crop=face_crop(frame.image, detection),
+                view=self.operator_view(frame.image, in_view),
                 emitted_mono=time.monotonic(),
             )
             self.stats.alerts += 1
@@ -348,16 +401,42 @@ class CameraPipeline:
         return events
 
     def finish(self) -> None:
-        """End every track (end of stream): count them and drop what they held."""
+        """End every track (end of stream): judge the views still awaiting a second opinion, then count
+        the tracks and drop what they held; the second-opinion thread is shut down."""
+        self._collect(wait=True)
+        if self._opinions is not None:
+            self._opinions.close()
+            self._opinions = None
         self._end(self.tracker.flush())
         self.active = []
 
-    def operator_view(self, image: np.ndarray) -> np.ndarray:
-        """The frame as an operator sees it: faces that raised no alert blurred, alerting faces boxed."""
+    def _ask_later(self, track: Track, face: Face, frame: Frame) -> None:
+        """Queue ``face`` (a view of ``track`` in ``frame``) for the second model on the worker thread."""
+        assert self._opinions is not None and self.engine.second is not None
+        in_view = [(t.detection.box, t) for t in self.active]
+        future = self._opinions.submit(self.engine.second.chips(frame.image, [face.detection]))
+        self._pending.append(_Pending(future, track, face, frame, track.detection, in_view))
+
+    def _collect(self, wait: bool = False) -> list[AlertEvent]:
+        """Judge the views whose second opinion has come back (all of them with ``wait``), in the order
+        they were asked. A view of a track that has ended meanwhile is dropped unjudged, with the rest of
+        what the track held."""
+        alerts: list[AlertEvent] = []
+        while self._pending and (wait or self._pending[0].future.done()):
+            job = self._pending.pop(0)
+            self.engine.fill_second_opinion([job.face], job.future.result())  # now both models' parts
+            if job.track not in self.tracker.tracks:
+                continue
+            best, rows = self.watchlist.subject_scores(job.face.template[None])
+            alerts += self._observe(job.track, job.face.template, best[0], rows[0], job.frame, job.detection, job.in_view)
+        return alerts
+
+    def operator_view(self, image: np.ndarray, in_view: list[tuple[Box, Track]] | None = None) -> np.ndarray:
+        """The frame as an operator sees it: faces that raised no alert blurred, alerting faces boxed.
+        ``in_view``: the faces' boxes as they were in ``image`` (default: the tracks' latest boxes)."""
         view = image.copy()
         h_img, w_img = view.shape[:2]
-        for track in self.active:
-            x, y, w, h = track.detection.box
+        for (x, y, w, h), track in in_view if in_view is not None else [(t.detection.box, t) for t in self.active]:
             x0, y0 = max(0, int(x - 0.2 * w)), max(0, int(y - 0.2 * h))
             x1, y1 = min(w_img, int(x + 1.2 * w)), min(h_img, int(y + 1.2 * h))
             if x1 <= x0 or y1 <= y0:

@@ -339,7 +339,10 @@ def _run_deployment(
         raise
     with store.session() as s:
         deployment = deployments.get(s, deployment_id)
-        config = PipelineConfig(deployment.threshold, deployment.confirm_n, deployment.confirm_m, pool_templates=pool_templates)
+        config = PipelineConfig(
+            deployment.threshold, deployment.confirm_n, deployment.confirm_m, pool_templates=pool_templates,
+            async_second_opinion=realtime,  # in real time a camera must not stall; otherwise deterministic
+        )  # fmt: skip
         planned_end = deployments.utc(deployment.planned_end)
     report = LiveReport(deployment_id)
     lock = threading.Lock()
