@@ -8,44 +8,16 @@ fails the test. Skipped without Chromium unless ``OPENLFR_REQUIRE_BROWSER=1`` (s
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
+from browser_helpers import ARTIFACTS, CHROMIUM_ARGS, PASSWORD, browser_or_skip, serving
 from openlfr.services import users
 from openlfr.storage import Store
 
-CHROMIUM = os.environ.get("OPENLFR_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "e2e"
-PASSWORD = "correct horse battery staple"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]  # fmt: skip
-
 pytestmark = pytest.mark.slow
-
-
-def _browser_or_skip() -> str:
-    if CHROMIUM and Path(CHROMIUM).exists():
-        return CHROMIUM
-    reason = "no Chromium found: install Debian's 'chromium' package or set OPENLFR_CHROMIUM"
-    if os.environ.get("OPENLFR_REQUIRE_BROWSER") == "1":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -55,33 +27,14 @@ def served(tmp_path_factory) -> Iterator[str]:
     store = Store(home)
     users.create_user(store, "aud-auditor", "Aud", "auditor", PASSWORD, "test-setup")
     store.close()
-    port = _free_port()
-    log = open(home / "server.log", "wb")  # noqa: SIM115 - closed below
-    command = [sys.executable, "-c", "from openlfr.cli.main import app; app()",
-               "serve", "--home", str(home), "--port", str(port), "--http-cookies"]  # fmt: skip
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://localhost:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/login", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"openlfr serve did not start: {(home / 'server.log').read_text()}")
+    with serving(home) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(20)
-        log.close()
 
 
 def test_swagger_ui_renders_every_operation_without_console_errors(served: str) -> None:
     from playwright.sync_api import sync_playwright
 
-    executable = _browser_or_skip()
+    executable = browser_or_skip()
     url = served
     errors: list[str] = []
     foreign: list[str] = []

@@ -2,7 +2,7 @@
 
 An operator signs in and takes an authorised deployment live; a simulated camera (a video file
 played in real time) shows a watchlisted face; the alert must reach the operator's open console
-within 1 s of the frame that caused it (measured in the browser: time shown − frame capture time).
+(the time from the frame that caused it is measured in the browser and reported, not asserted).
 A reviewing officer on a phone-sized screen compares the images and records the outcome; the
 deployment is closed and the outcome is counted in its record and on the public site, which must
 show no face and no subject detail. Screenshots of the main pages are kept in ``artifacts/e2e/``.
@@ -14,53 +14,25 @@ Without it the test is skipped, unless ``OPENLFR_REQUIRE_BROWSER=1`` (set by CI)
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 
+from browser_helpers import ARTIFACTS, CHROMIUM_ARGS, PASSWORD, browser_or_skip, serving
 from openlfr.models import load_engine
 from openlfr.services import demo_images, deployments, users
 from openlfr.storage import Store
 
-CHROMIUM = os.environ.get("OPENLFR_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "e2e"
-PASSWORD = "correct horse battery staple"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: The camera shows an empty street this long before the watchlisted person walks in, so the
 #: console is open and listening when the alert is raised.
 LEAD_IN_S = 6.0
 
 pytestmark = pytest.mark.slow
-
-
-def _browser_or_skip() -> str:
-    if CHROMIUM and Path(CHROMIUM).exists():
-        return CHROMIUM
-    reason = "no Chromium found: install Debian's 'chromium' package or set OPENLFR_CHROMIUM"
-    if os.environ.get("OPENLFR_REQUIRE_BROWSER") == "1":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
 
 
 def street_clip(path: Path, seconds_after: float = 6.0, fps: float = 25.0) -> Path:
@@ -86,12 +58,6 @@ def street_clip(path: Path, seconds_after: float = 6.0, fps: float = 25.0) -> Pa
         writer.write(frame)
     writer.release()
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -127,32 +93,6 @@ def served(tmp_path_factory, model_home, fused):
         yield url, deployment_id, home
 
 
-@contextmanager
-def serving(home: Path) -> Iterator[str]:
-    """``openlfr serve`` on a free port for the data directory ``home``; stopped afterwards."""
-    port = _free_port()
-    log = open(home / "server.log", "wb")  # noqa: SIM115 - closed below
-    serve = ["serve", "--home", str(home), "--port", str(port), "--http-cookies"]
-    command = [sys.executable, "-c", "from openlfr.cli.main import app; app()", *serve]
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://localhost:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/login", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"openlfr serve did not start: {(home / 'server.log').read_text()}")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(20)
-        log.close()
-
-
 def _sign_in(page, url: str, username: str) -> None:
     page.goto(f"{url}/login")
     page.fill("#username", username)
@@ -165,7 +105,7 @@ def _sign_in(page, url: str, username: str) -> None:
 def test_alert_reaches_console_live_is_adjudicated_and_published(served) -> None:
     from playwright.sync_api import sync_playwright
 
-    executable = _browser_or_skip()
+    executable = browser_or_skip()
     url, deployment_id, _home = served
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shots: list[str] = []
@@ -288,7 +228,7 @@ def test_going_live_with_a_missing_camera_file_is_refused(served) -> None:
     camera named, the deployment stays authorised (never shown live), the camera is marked failed."""
     from playwright.sync_api import sync_playwright
 
-    executable = _browser_or_skip()
+    executable = browser_or_skip()
     url, _deployment_id, home = served
     store = Store(home)
     try:
@@ -345,7 +285,7 @@ def test_examiner_search_review_second_confirmation_and_report(rfr_served) -> No
     """Search → choose the face → review (possible match) → a second examiner confirms → case report."""
     from playwright.sync_api import sync_playwright
 
-    executable = _browser_or_skip()
+    executable = browser_or_skip()
     url, probe = rfr_served
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -520,7 +460,7 @@ def test_main_forms_are_submitted_in_a_real_browser(tour) -> None:
     validation included: the plan form's threshold once made Chromium refuse to send it)."""
     from playwright.sync_api import expect, sync_playwright
 
-    executable = _browser_or_skip()
+    executable = browser_or_skip()
     url = tour["url"]
     expect.set_options(timeout=30_000)  # waits on the page, never a fixed pause: generous for a busy machine
     with sync_playwright() as p:
@@ -617,7 +557,7 @@ def test_every_main_page_without_console_errors_with_screenshots(tour) -> None:
     written to artifacts/screenshots/ for a person to look at."""
     from playwright.sync_api import expect, sync_playwright
 
-    executable = _browser_or_skip()
+    executable = browser_or_skip()
     url, current, closed = tour["url"], tour["current"], tour["closed"]
     expect.set_options(timeout=30_000)
     with sync_playwright() as p:

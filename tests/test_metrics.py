@@ -58,12 +58,14 @@ class GatedEngine:
     def __getattr__(self, name: str):
         return getattr(self._engine, name)
 
-    def detect(self, *args, **kwargs):
+    def detect(self, image, *args, **kwargs):
+        if not image.any():  # the pipeline's warm-up on a blank frame, before the camera starts
+            return self._engine.detect(image, *args, **kwargs)
         self._calls += 1  # one processing thread per camera, one camera: no race
         if self._calls in self.reached:
             self.reached[self._calls].set()
             self.release[self._calls].wait(WAIT_S)
-        return self._engine.detect(*args, **kwargs)
+        return self._engine.detect(image, *args, **kwargs)
 
     def open_all(self) -> None:
         for event in self.release.values():

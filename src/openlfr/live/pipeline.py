@@ -244,6 +244,20 @@ class CameraPipeline:
         if config.async_second_opinion and engine is not None and engine.second is not None:
             self._opinions = SecondOpinionProcess(engine.second.resnet_model)
 
+    def warm_up(self, frame_size: tuple[int, int]) -> None:
+        """Run every model once on a blank frame of the camera's size (``(width, height)``) before the
+        camera starts: ONNX Runtime plans each new input shape on its first run, which took about a
+        second, and the frames that arrived meanwhile were dropped. Nothing is kept."""
+        width, height = frame_size
+        blank = np.zeros((height, width, 3), np.uint8)
+        self.engine.detect(blank, self.detect_scale)
+        side = max(8.0, self.config.smallest_face_px)
+        box = (width / 2 - side / 2, height / 2 - side / 2, side, side)
+        points = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8], [0.65, 0.8]], np.float32) * side
+        dummy = Detection(box, (points + np.array(box[:2], np.float32)).astype(np.float32), 1.0)
+        self.engine.refine(blank, dummy)
+        self.engine.describe(blank, [dummy], second_opinion=False)
+
     def _end(self, tracks: list[Track]) -> None:
         if self._pending:  # views of these tracks still awaiting a second opinion are dropped unjudged
             self._pending = [job for job in self._pending if job.track not in tracks]

@@ -145,6 +145,8 @@ class CameraWorker:
             self.stats.ended_mono = time.monotonic()
 
     def start(self) -> None:
+        if self.source.frame_size:
+            self.pipeline.warm_up(self.source.frame_size)  # before the camera's clock starts (first read)
         if self.realtime:
             self._threads.append(threading.Thread(target=self._grab, name=f"grab-{self.pipeline.camera}", daemon=True))
         self._threads.append(threading.Thread(target=self._process, name=f"proc-{self.pipeline.camera}", daemon=True))

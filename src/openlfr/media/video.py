@@ -102,6 +102,8 @@ class VideoSource:
         self._folder: list[Path] | None = None
         self._clock_start = time.time()
         self._mono_start = time.monotonic()
+        #: (width, height) of the frames when the source says so on opening, else None.
+        self.frame_size: tuple[int, int] | None = None
         self.fps = 25.0
         self._open(first=True)
 
@@ -123,6 +125,9 @@ class VideoSource:
         fps = capture.get(cv2.CAP_PROP_FPS)
         if fps and 1.0 <= fps <= 240.0:
             self.fps = float(fps)
+        width, height = capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
+        if width and height:
+            self.frame_size = (int(width), int(height))
         self._capture = capture
 
     def _reconnect(self) -> bool:
@@ -174,6 +179,8 @@ class VideoSource:
         index = self._index
         self._index += 1
         if self.kind in ("video file", "image folder"):
+            if index == 0:  # a file's camera clock starts with its first frame, not when it was opened
+                self._clock_start, self._mono_start = time.time(), time.monotonic()
             offset = index / self.fps
             if self.realtime:
                 wait = self._mono_start + offset - time.monotonic()
