@@ -182,3 +182,15 @@ def test_repeat_alerts_merge_when_tracks_break_anyway(tmp_path: Path, lfw_root: 
                                repeat_window_s=0)  # fmt: skip
     assert unmerged.duplicate_alerts > 0  # what officers saw before
     assert unmerged.true_alerts == merged.true_alerts + merged.merged_sightings
+
+
+def test_the_server_takes_its_repeat_window_from_the_environment(tmp_path: Path, engine, monkeypatch) -> None:
+    from openlfr.api.app import create_app
+
+    store = Store(tmp_path / "home")
+    assert create_app(store=store, engine=engine).state.live.repeat_window_s == alerts.REPEAT_WINDOW_S
+    monkeypatch.setenv("OPENLFR_REPEAT_WINDOW_S", "30")
+    assert create_app(store=store, engine=engine).state.live.repeat_window_s == 30.0
+    monkeypatch.setenv("OPENLFR_REPEAT_WINDOW_S", "soon")
+    with pytest.raises(ValueError, match="OPENLFR_REPEAT_WINDOW_S"):
+        create_app(store=store, engine=engine)

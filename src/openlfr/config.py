@@ -50,3 +50,23 @@ def force_name() -> str | None:
 def force_contact() -> str | None:
     """Who the public may contact (``$OPENLFR_FORCE_CONTACT``, else ``$OPENLFR_CONTACT``); None when not configured."""
     return (os.environ.get(ENV_FORCE_CONTACT, "").strip() or os.environ.get(ENV_CONTACT_LEGACY, "").strip()) or None
+
+
+# --- Live alerts ------------------------------------------------------------------------------------
+
+ENV_REPEAT_WINDOW = "OPENLFR_REPEAT_WINDOW_S"
+
+
+def repeat_window_s(default: float) -> float:
+    """Seconds within which a subject's further alerts on a deployment merge into the first
+    (``$OPENLFR_REPEAT_WINDOW_S`` for ``openlfr serve``; ``openlfr live --repeat-window``); 0: never."""
+    text = os.environ.get(ENV_REPEAT_WINDOW, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{ENV_REPEAT_WINDOW}={text!r} is not a number of seconds") from None
+    if not 0 <= value <= 24 * 3600:
+        raise ValueError(f"{ENV_REPEAT_WINDOW}={text!r} must be between 0 and 86400 seconds")
+    return value

@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from openlfr import __version__
+from openlfr import __version__, config
 from openlfr.api import docs, health, openapi
 from openlfr.api.security import LoginRequired, authorize, parse_trusted_proxies
 from openlfr.core import FaceEngine
@@ -23,6 +23,7 @@ from openlfr.errors import NotFoundError, OpenLFRError, StoreError
 from openlfr.live.manager import AlertBus, LiveManager
 from openlfr.live.runner import recover_interrupted
 from openlfr.metrics import Metrics
+from openlfr.services.alerts import REPEAT_WINDOW_S
 from openlfr.services.users import AuthError, PermissionDenied
 from openlfr.storage import Store
 
@@ -79,7 +80,7 @@ def create_app(
         return engine.alert_threshold if engine is not None else resolve_pack(pack).alert_threshold
 
     bus = AlertBus()
-    live = LiveManager(store, engines, bus)
+    live = LiveManager(store, engines, bus, repeat_window_s=config.repeat_window_s(REPEAT_WINDOW_S))
     recover_interrupted(store)  # a deployment a crash left "live" is not shown as live
 
     @asynccontextmanager
