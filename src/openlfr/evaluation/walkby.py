@@ -258,7 +258,10 @@ def run_with_events(
     if not video.is_file():
         raise OpenLFRError(f"walk-by video {video} not found")
     with tempfile.TemporaryDirectory(prefix="openlfr-walkby-") as tmp:
-        store = Store(home or tmp)
+        # A throwaway embedded store, whatever $OPENLFR_DATABASE_URL says: an evaluation must never
+        # enrol LFW people or plan deployments in a force's own database.
+        scratch = Path(home or tmp)
+        store = Store(scratch, database_url=f"sqlite:///{scratch / 'openlfr.db'}")
         enroller = RememberedFaces(engine, remembered_faces_path(truth_path, engine)) if remember else engine
         enrolled, skipped = enrol_watchlist(store, enroller, scenario, progress)
         if isinstance(enroller, RememberedFaces):
