@@ -41,6 +41,7 @@ def browser_or_skip() -> str:
 
 
 def free_port() -> int:
+    """A port nothing listens on now, chosen by the OS so parallel runs do not collide."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -10,7 +10,6 @@ may still answer 404 or 422 for the dummy ids and empty bodies used here.
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 
@@ -18,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
+from browser_helpers import free_port
 from openlfr.api.app import create_app
 from openlfr.services import users
 from openlfr.services.users import ROLES
@@ -182,9 +182,7 @@ def server(tmp_path_factory, engine, module_database):
     for role in ROLES:
         users.create_user(store, f"user-{role.replace('_', '-')}", role, role, PASSWORD, "test")
     app = create_app(store=store, engine=engine, secure_cookies=False)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)

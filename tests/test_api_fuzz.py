@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
+from browser_helpers import free_port
 from openlfr.api.openapi import EXTRA_RESPONSES
 from openlfr.api.policy import RULES
 from openlfr.services.users import ROLES
@@ -51,12 +51,6 @@ EXAMPLES = 10
 WALL_CLOCK_S = 150.0
 SKIPPED = {"GET /api/v1/alerts/stream"}  # Server-Sent Events: the response never ends
 LAST = {"POST /api/v1/auth/logout"}  # revokes the token it is sent with
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _openlfr() -> list[str]:
@@ -90,7 +84,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
          "--password-stdin"],
         input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True, timeout=120,
     )  # fmt: skip
-    port = _free_port()
+    port = free_port()
     log = home.parent / "serve.log"
     with log.open("w") as out:
         proc = subprocess.Popen(

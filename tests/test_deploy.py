@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from browser_helpers import free_port
 from openlfr.cli.main import app as cli
 from openlfr.services import audit
 
@@ -45,12 +45,6 @@ def directives(path: Path) -> list[tuple[str, str, str]]:
 
 def values(path: Path, key: str) -> list[str]:
     return [v for _s, k, v in directives(path) if k == key]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_healthz(url: str, process: subprocess.Popen | None = None) -> httpx.Response:

@@ -12,7 +12,6 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from browser_helpers import free_port
 from lfr_helpers import hopper_subject, ready_deployment, walking_clip
 from openlfr.cli.main import app
 from openlfr.live import fanout
@@ -46,19 +46,13 @@ def _openlfr() -> list[str]:
     return [str(found)] if found.exists() else [shutil.which("openlfr") or "openlfr"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serving(homes: list[Path], env: dict[str, str], log_dir: Path) -> Iterator[list[str]]:
     """``openlfr serve`` on each home (one process each, all on the test's database); yields their URLs."""
     procs, urls = [], []
     try:
         for i, home in enumerate(homes):
-            port = _free_port()
+            port = free_port()
             with (log_dir / f"serve-{i}.log").open("w") as out:
                 command = [*_openlfr(), "serve", "--home", str(home), "--host", "127.0.0.1", "--port", str(port)]
                 procs.append(subprocess.Popen([*command, "--pack", "yunet-sface"], env=env, stdout=out, stderr=subprocess.STDOUT))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import selectors
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from browser_helpers import free_port
 from lfr_helpers import hopper_subject, ready_deployment, walking_clip
 from openlfr.live.runner import run_deployment
 from openlfr.media.video import Frame, SourceError, VideoSource
@@ -79,13 +79,6 @@ def hopper_frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
     capture.release()
     assert count == round(CLIP_SECONDS * FPS)
     return frames
-
-
-def free_port() -> int:
-    """A port nothing listens on now, chosen by the OS so parallel runs do not collide."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RTSPCamera:

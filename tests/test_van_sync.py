@@ -25,6 +25,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from browser_helpers import free_port
 from lfr_helpers import hopper_subject, ready_deployment, walking_clip
 from openlfr.services import audit, demo_images, outbox, packages, vans
 from openlfr.services.alerts import alert_images
@@ -37,12 +38,6 @@ from openlfr.storage.sync_models import OutboxItem, SyncItem
 OFFICER = "pc-street"
 #: A batch carrying an alert's images is far larger than this; the handshake and the small batches are not.
 BIG = 20_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _openlfr() -> str:
@@ -191,7 +186,7 @@ def test_centre_and_van_survive_a_cut_link(tmp_path: Path, engine, model_home: P
     (van_home / "models").mkdir(parents=True)  # the session's cleaned model cache, so the van's live run builds none
     for f in (model_home / "models").iterdir():
         (van_home / "models" / f.name).symlink_to(f)
-    sync_port = _free_port()
+    sync_port = free_port()
     link = Link(sync_port)
 
     # The centre plans and authorises; the van is made, registered and enrolled; the package is issued.
@@ -227,8 +222,8 @@ def test_centre_and_van_survive_a_cut_link(tmp_path: Path, engine, model_home: P
                 s.scalar(select(OutboxItem.seq).where(OutboxItem.stream == stream).order_by(OutboxItem.seq.desc()).limit(1)) or 0
             )
 
-    centre_args = ["serve", "--home", str(centre_home), "--port", str(_free_port()), "--sync-port", str(sync_port)]
-    van_args = ["serve", "--role", "van", "--home", str(van_home), "--port", str(_free_port()), "--sync-every", "0.2"]
+    centre_args = ["serve", "--home", str(centre_home), "--port", str(free_port()), "--sync-port", str(sync_port)]
+    van_args = ["serve", "--role", "van", "--home", str(van_home), "--port", str(free_port()), "--sync-every", "0.2"]
     centre_proc = nodes.start("centre", *centre_args)
     wait_for("the centre's sync listener", lambda: held() is not None or centre_proc.poll() is not None)
     assert centre_proc.poll() is None, nodes.log("centre")

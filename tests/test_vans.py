@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from browser_helpers import free_port
 from lfr_helpers import hopper_subject, ready_deployment
 from openlfr.api.sync import SyncListener, sync_server
 from openlfr.cli.main import app
@@ -293,15 +293,9 @@ def test_centre_takes_items_once_and_in_order(centre: Store, van: Store, deploym
 # --- the listener's mutual TLS ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.both_databases
 def test_sync_listener_admits_only_registered_unrevoked_vans(centre: Store, van: Store, deployment: int, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     listener = SyncListener(sync_server(centre, "127.0.0.1", port))
     listener.start()
     url = f"https://127.0.0.1:{port}"
