@@ -55,6 +55,7 @@ def register(evaluate_app: typer.Typer) -> None:
     evaluate_app.command("verification")(friendly_errors(verification))
     evaluate_app.command("live")(friendly_errors(live))
     evaluate_app.command("demographics")(friendly_errors(demographics))
+    evaluate_app.command("track-decisions")(friendly_errors(track_decisions))
 
 
 # ------------------------------------------------------------------------------------------------ verification
@@ -223,6 +224,92 @@ def live(
         f"({figures['false_alerts_per_10000_faces']} per 10,000 faces seen); time to alert p50 "
         f"{figures['time_to_alert_s']['p50']} s, p95 {figures['time_to_alert_s']['p95']} s\nReport: {figures['report']}"
     )
+
+
+# ----------------------------------------------------------------------------------------------- track decisions
+
+
+def track_decisions(
+    truth: Annotated[
+        list[Path], typer.Option("--truth", help="truth.json of a walk-by ('openlfr simulate'); repeat for several videos.")
+    ],
+    data: Annotated[Path, typer.Option("--data", help="LFW folder holding lfw-deepfunneled/: the impostor gallery.")],
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Threshold for the per-track rates (default: the pack's alert threshold).")
+    ] = None,
+    sizes: Annotated[str, typer.Option("--watchlist-sizes", help="Watchlist sizes for per-track FPIR.")] = "20,1000",
+    fpir: Annotated[str, typer.Option("--fpir", help="Per-track FPIR targets to find thresholds for.")] = "1/1000,1/6000",
+    out: Annotated[Path | None, typer.Option("--out", help="Write the result as JSON here.")] = None,
+    people: Annotated[
+        int | None, typer.Option("--people", min=2, help="Quick runs: gallery of the first N identities (and those shown).")
+    ] = None,
+    aliases: AliasesOpt = None,
+    keep_aliases: KeepAliasesOpt = False,
+    cache_dir: CacheOpt = None,
+    home: HomeOpt = None,
+    pack: PackOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How often a stranger's *track* alerts (not a single photograph), for each live decision rule (N of M
+    views, pooled template), and the threshold each needs for a per-track FPIR target, from walk-by videos."""
+    import json
+
+    from openlfr.evaluation import aliases as alias_lists
+    from openlfr.evaluation import openset, track_decisions
+    from openlfr.services.thresholds import parse_rate
+
+    try:
+        watchlist_sizes = tuple(int(w) for w in sizes.split(",") if w.strip())
+    except ValueError:
+        raise OpenLFRError(f"--watchlist-sizes {sizes!r} must be whole numbers separated by commas") from None
+    targets = tuple(parse_rate(f) for f in fpir.split(",") if f.strip())
+    engine = engine_for(pack, home)
+    threshold = engine.alert_threshold if threshold is None else threshold
+    images_dir = openset.dataset_dir(data)
+    for t in truth:
+        if not t.is_file():
+            raise OpenLFRError(f"walk-by truth {t} not found (write one with 'openlfr simulate')")
+    names = track_decisions.gallery_names(images_dir, truth, people)
+    with templating("LFW templates") as advance:
+        templates = openset.template_cache(engine, images_dir, names, cache_for(cache_dir, home), advance)
+    listed = alias_lists.for_dataset(images_dir, keep_aliases, aliases)
+    started = time.perf_counter()
+    with progress_bar() as bar:
+        task = bar.add_task("recording tracks", total=None, rate="")
+
+        def advance_frames(label: str, done: int, total: int) -> None:
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, description=f"recording {Path(label).parent.name}", completed=done, total=total,
+                       rate=f"{rate:.0f} frames/s")  # fmt: skip
+
+        result = track_decisions.evaluate(
+            engine, truth, templates, names, listed, threshold, watchlist_sizes, targets, progress=advance_frames
+        )
+    if out:
+        out.write_text(json.dumps(result, indent=2))
+    if as_json:
+        emit_json(result)
+        return
+    console.print(
+        f"{result['tracks']} tracks in {len(result['videos'])} walk-by(s) ({engine.pack_id}); label errors left out: "
+        f"{result['aliases']['entries']} alias entries"
+    )
+    for row in result["rules"]:
+        at = row["at_threshold"]
+        rates = ", ".join(f"W={w}: {f:.2e}" for w, f in at["per_track_fpir"].items())
+        tpir = "n/a" if at["tpir"] is None else f"{at['tpir']:.1%}"
+        console.print(f"[bold]{row['rule']}[/] at {threshold}: per-track FPIR {rates}; TPIR {tpir} (of {row['mated_tracks']})")
+        for c in row["for_target"]:
+            if c["threshold"] is None:
+                console.print(f"  W={c['watchlist_size']}, FPIR 1/{round(1 / c['target_fpir'])}: no threshold reaches it")
+                continue
+            support = "" if c["supported"] else " (indicative: few exceeding comparisons)"
+            console.print(
+                f"  W={c['watchlist_size']}, FPIR 1/{round(1 / c['target_fpir'])}: threshold {c['threshold']:.3f}, "
+                f"TPIR {c['tpir']:.1%}{support}"
+            )
+    if out:
+        console.print(f"JSON: {out}")
 
 
 # ------------------------------------------------------------------------------------------------ demographics
