@@ -174,3 +174,16 @@ def test_a_face_is_alerted_once_it_comes_close_enough() -> None:
     alerted = run_frames(p, engine, [[(square_face(600 + 10 * n, 500, s), probe({0: 0.9}))] for n, s in enumerate(sizes)])
     assert [e.reference for e in events] == ["A"] and alerted[0] >= 6  # two compared views needed (2 of 5)
     assert p.stats.faces_seen == 1 and len(p.tracker.tracks) == 0
+
+
+def test_views_are_judged_at_the_track_threshold() -> None:
+    """A track calibrated to alert no more often than a photograph at 0.45 needs its views to reach 0.5."""
+    views = [probe({0: 0.48})] * 3
+    p, events = pipeline(PipelineConfig(threshold=0.45))
+    feed(p, track(), views)
+    assert [e.reference for e in events] == ["A"]
+    p, events = pipeline(PipelineConfig(threshold=0.45, track_threshold=0.5))
+    feed(p, track(), views)
+    assert events == []
+    feed(p, track(), [probe({0: 0.52})] * 2)
+    assert [e.reference for e in events] == ["A"]

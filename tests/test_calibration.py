@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -129,3 +132,50 @@ def test_verification_and_closed_set_leave_alias_pairs_out():
     assert "left out beforehand as label errors" in how and (sampled < 0.999).all() and len(sampled) == 5000
     result = openset.closed_set(templates, names, 0.0, 0, both)
     assert result.excluded_comparisons > 0 and result.as_dict()["excluded_comparisons"] == result.excluded_comparisons
+
+
+# ------------------------------------------------------------------------------------- track calibrations
+
+
+def _tracks_file(tmp_path: Path, rules: dict) -> Path:
+    path = tmp_path / "tracks.json"
+    path.write_text(json.dumps({"format": cal.TRACK_FORMAT, "pack_id": "p:1", "rules": rules}))
+    return path
+
+
+def test_track_threshold_keeps_a_tracks_false_alert_rate_at_the_photographs() -> None:
+    data = {"rules": {"2/5": {"threshold": [0.6, 0.7], "track_threshold": [0.61, 0.72]}}}
+    assert cal.track_threshold(data, 2, 5, 0.65) == pytest.approx(0.665)  # offsets interpolated
+    assert cal.track_threshold(data, 2, 5, 0.8) == pytest.approx(0.82)  # nearest measured offset kept
+    assert cal.track_threshold(data, 2, 5, 0.5) == pytest.approx(0.51)
+    assert cal.track_threshold(data, 3, 5, 0.65) is None  # no such rule: judged at the threshold
+    assert cal.track_threshold(None, 2, 5, 0.65) is None
+
+
+def test_bad_track_calibrations_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(OpenLFRError, match="not an OpenLFR track calibration"):
+        (tmp_path / "x.json").write_text('{"format": "openlfr-calibration/2"}')
+        cal.load_tracks(tmp_path / "x.json")
+    with pytest.raises(OpenLFRError, match="matching, increasing"):
+        cal.load_tracks(_tracks_file(tmp_path, {"2/5": {"threshold": [0.7, 0.6], "track_threshold": [0.71, 0.61]}}))
+    ok = cal.load_tracks(_tracks_file(tmp_path, {"2/5": {"threshold": [0.6, 0.7], "track_threshold": [0.61, 0.72]}}))
+    assert ok["pack_id"] == "p:1"
+
+
+def test_the_default_pack_ships_a_validated_track_calibration() -> None:
+    from openlfr.models.packs import FUSED_THRESHOLD
+
+    files = sorted(cal.TRACKS_DIR.glob("*.json"))
+    assert files, "no shipped track calibration"
+    data = cal.load_tracks(files[0])
+    t = cal.track_threshold(data, 2, 5, FUSED_THRESHOLD)
+    # A track judged on 2 of 5 views alerts more often than one photograph at the same threshold (measured
+    # about twice as often), so its views must score higher, by a little.
+    assert FUSED_THRESHOLD < t < FUSED_THRESHOLD + 0.05
+    # Checked on walk-bys not used to make it: at each photograph threshold the tracks, judged at their
+    # track threshold, exceed no more impostor comparisons than the photographs did, give or take 25%.
+    checks = data["validation"]["rules"]["2/5"]
+    assert checks and {v["truth"] for v in data["validation"]["videos"]}.isdisjoint({v["truth"] for v in data["videos"]})
+    for p in checks:
+        assert p["track_exceeding_at_track_threshold"] <= 1.25 * p["photo_exceeding"]
+        assert p["track_exceeding_at_threshold"] >= p["track_exceeding_at_track_threshold"]

@@ -261,9 +261,7 @@ def threshold_for(data: dict, target_fpir: float, size: int) -> tuple[float, tup
     per_replicate = []
     for r in boot["rate"]:
         curve = _log_interp(fine, boot["grid"], r)
-        per_replicate.append(
-            [_first(fine, curve <= need * factor), _first(fine, curve <= need / factor)]
-        )
+        per_replicate.append([_first(fine, curve <= need * factor), _first(fine, curve <= need / factor)])
     reps = np.array(per_replicate)
     low = float(np.percentile(reps[:, 0], 2.5))  # population with fewer impostor matches: a lower threshold does
     high = float(np.percentile(reps[:, 1], 97.5))  # and with more: a higher one is needed
@@ -274,3 +272,51 @@ def threshold_for(data: dict, target_fpir: float, size: int) -> tuple[float, tup
 
 def _first(grid: np.ndarray, ok: np.ndarray) -> float:
     return float(grid[int(np.argmax(ok))]) if ok.any() else float(grid[-1])
+
+
+# ------------------------------------------------------------------------------------- track decisions
+
+TRACK_FORMAT = "openlfr-track-calibration/1"
+#: Shipped track calibrations, one per model pack (``openlfr evaluate track-decisions --calibration``).
+TRACKS_DIR = Path(__file__).resolve().parent / "models" / "calibrations" / "tracks"
+
+
+def load_tracks(path: str | Path) -> dict:
+    """Read and check a track calibration (see :func:`track_threshold`)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise OpenLFRError(f"cannot read track calibration {path}: {exc}") from exc
+    if data.get("format") != TRACK_FORMAT or not isinstance(data.get("rules"), dict) or "pack_id" not in data:
+        raise OpenLFRError(f"{path} is not an OpenLFR track calibration ({TRACK_FORMAT})")
+    for rule, points in data["rules"].items():
+        xs, ys = points.get("threshold", []), points.get("track_threshold", [])
+        if not xs or len(xs) != len(ys) or list(xs) != sorted(xs):
+            raise OpenLFRError(f"track calibration {path}: rule {rule} needs matching, increasing thresholds")
+    return data
+
+
+def shipped_tracks(pack_id: str) -> dict | None:
+    """The shipped track calibration made for ``pack_id``, if there is one."""
+    for path in sorted(TRACKS_DIR.glob("*.json")):
+        data = load_tracks(path)
+        if data["pack_id"] == pack_id:
+            return data | {"file": path.name}
+    return None
+
+
+def track_threshold(data: dict | None, confirm_n: int, confirm_m: int, threshold: float) -> float | None:
+    """The threshold a track's views must reach, ``confirm_n`` of its last ``confirm_m``, for the track to
+    raise false alerts no more often than a single photograph does at ``threshold``: the per-comparison
+    false-match rate the deployment's threshold was calibrated (and authorised) for.
+
+    Read from a track calibration's measured pairs (photograph threshold, track threshold), linearly
+    between them; outside the measured range the nearest measured offset is kept (stated in the file's
+    ``method``). None when the calibration has no such rule: the views are then judged at ``threshold``.
+    """
+    points = (data or {}).get("rules", {}).get(f"{confirm_n}/{confirm_m}")
+    if not points:
+        return None
+    xs = np.asarray(points["threshold"], np.float64)
+    offsets = np.asarray(points["track_threshold"], np.float64) - xs
+    return round(float(min(1.0, threshold + np.interp(threshold, xs, offsets))), 4)

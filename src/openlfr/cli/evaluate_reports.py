@@ -243,6 +243,14 @@ def track_decisions(
     people: Annotated[
         int | None, typer.Option("--people", min=2, help="Quick runs: gallery of the first N identities (and those shown).")
     ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option("--calibration", help="Write the track calibration here (the live pipeline's N-of-M thresholds)."),
+    ] = None,
+    validate: Annotated[
+        list[Path] | None,
+        typer.Option("--validate-truth", help="With --calibration: walk-bys (not used to make it) to check it on; repeatable."),
+    ] = None,
     aliases: AliasesOpt = None,
     keep_aliases: KeepAliasesOpt = False,
     cache_dir: CacheOpt = None,
@@ -283,8 +291,9 @@ def track_decisions(
                        rate=f"{rate:.0f} frames/s")  # fmt: skip
 
         result = track_decisions.evaluate(
-            engine, truth, templates, names, listed, threshold, watchlist_sizes, targets, progress=advance_frames
-        )
+            engine, truth, templates, names, listed, threshold, watchlist_sizes, targets, progress=advance_frames,
+            calibration=calibration, validation=validate or [],
+        )  # fmt: skip
     if out:
         out.write_text(json.dumps(result, indent=2))
     if as_json:
@@ -308,6 +317,19 @@ def track_decisions(
                 f"  W={c['watchlist_size']}, FPIR 1/{round(1 / c['target_fpir'])}: threshold {c['threshold']:.3f}, "
                 f"TPIR {c['tpir']:.1%}{support}"
             )
+    if calibration:
+        made = result["calibration"]
+        console.print(
+            f"Track calibration: {made['file']} (rules {', '.join(made['rules'])}); at {threshold} the 2-of-5 views "
+            f"must reach {made['track_threshold_2_of_5']} for a track to raise false alerts no more often than a photograph"
+        )
+        for key, points in (made["validation"] or {}).get("rules", {}).items():
+            for p in points[-3:]:
+                console.print(
+                    f"  validation {key} at {p['threshold']}: photographs exceed {p['photo_exceeding']} impostor comparisons, "
+                    f"tracks {p['track_exceeding_at_threshold']} at it and {p['track_exceeding_at_track_threshold']} at "
+                    f"{p['track_threshold']}"
+                )
     if out:
         console.print(f"JSON: {out}")
 

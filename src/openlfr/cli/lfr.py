@@ -351,6 +351,11 @@ def live(
         emit_json(report.as_dict())
         return
     console.print(f"Deployment {deployment} is now {report.status}.")
+    if report.track_threshold is not None:
+        console.print(
+            f"Each track's views had to reach {report.track_threshold} (the pack's track calibration for its N of M), so that a "
+            "stranger's pass alerts no more often than one photograph at the deployment's threshold."
+        )
     for cam in report.cameras:
         console.print(
             f"{cam['camera']}: {cam['frames_processed']} frames processed, {cam['frames_dropped']} dropped "

@@ -39,6 +39,11 @@ def _show(estimate, as_json: bool, heading: str) -> None:
     if estimate.extrapolated:
         lines.append("  [yellow]This false-alert rate is below what the calibration's comparisons measure: it is extrapolated "
                      "from a fitted tail (see 'how').[/]")  # fmt: skip
+    if estimate.track_threshold is not None:
+        lines.append(
+            f"  live: a pass is judged on 2 of 5 views, which must reach {estimate.track_threshold:.4f} so that a pass "
+            f"alerts no more often than this (track calibration {estimate.track_calibration})"
+        )
     lines += [
         f"  how: {estimate.method}",
         f"  interval: {estimate.interval_method}",

@@ -406,6 +406,42 @@ def summarise(comparisons: list[Comparisons], threshold: float, sizes: tuple[int
     }
 
 
+def validate(calibration: dict, comparisons: list[Comparisons], videos: list[dict]) -> dict:
+    """Check a track calibration on walk-bys not used to make it: at each photograph threshold, the
+    impostor comparisons a photograph exceeds there against those the rule's tracks exceed at the
+    calibrated track threshold (and at the photograph threshold itself), over the same passes and gallery."""
+    from openlfr.calibration import track_threshold
+
+    photo = np.concatenate([c.impostor["single photograph"].ravel() for c in comparisons])
+    photo = photo[np.isfinite(photo)]
+    rows = {}
+    for key in calibration["rules"]:
+        n, m = (int(v) for v in key.split("/"))
+        name = VOTING_RULES[key]
+        stat = np.concatenate([c.impostor[name].ravel() for c in comparisons])
+        stat = stat[np.isfinite(stat)]
+        mated = np.concatenate([c.mated[name] for c in comparisons])
+        points = []
+        for t in calibration["rules"][key]["threshold"]:
+            tt = track_threshold(calibration, n, m, t)
+            photo_n = int((photo >= t).sum())
+            if photo_n < calibration.get("rule_of", 30):
+                continue
+            points.append(
+                {
+                    "threshold": t,
+                    "track_threshold": tt,
+                    "photo_exceeding": photo_n,
+                    "track_exceeding_at_threshold": int((stat >= t).sum()),
+                    "track_exceeding_at_track_threshold": int((stat >= tt).sum()),
+                    "tpir_at_threshold": float((mated >= t).mean()) if len(mated) else None,
+                    "tpir_at_track_threshold": float((mated >= tt).mean()) if len(mated) else None,
+                }
+            )
+        rows[key] = points
+    return {"videos": videos, "impostor_comparisons": len(photo), "rules": rows}
+
+
 def views_cache(truth_path: Path, engine: FaceEngine) -> Path:
     """Where the recorded views of a walk-by are kept beside its truth (evaluation only: not encrypted)."""
     pack = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in engine.pack_id)
@@ -480,15 +516,111 @@ def evaluate(
     targets: tuple[float, ...] = (1 / 1000, 1 / 6000),
     rules: tuple[Rule, ...] = RULES,
     progress: Callable[[str, int, int], None] | None = None,
+    calibration: Path | None = None,
+    validation: list[Path] = (),
 ) -> dict:
-    """Record (or read back) each walk-by's tracks, compare them with the labelled gallery, and summarise."""
-    comparisons = []
-    videos = []
-    for truth in truths:
-        scenario, tracks = tracks_of(engine, truth, (lambda d, n, label=str(truth): progress(label, d, n)) if progress else None)
-        comparisons.append(compare(tracks, scenario, templates, names, aliases, rules))
-        videos.append({"truth": str(truth), "seed": scenario.seed, "passes": len(scenario.passes), "tracks": len(tracks)})
+    """Record (or read back) each walk-by's tracks, compare them with the labelled gallery, and summarise;
+    with ``calibration``, also write the track calibration the live pipeline reads there."""
+
+    def gather(paths: list[Path]) -> tuple[list[Comparisons], list[dict]]:
+        comparisons, videos = [], []
+        for truth in paths:
+            step = (lambda d, n, label=str(truth): progress(label, d, n)) if progress else None
+            scenario, tracks = tracks_of(engine, truth, step)
+            comparisons.append(compare(tracks, scenario, templates, names, aliases, rules))
+            videos.append({"truth": str(truth), "seed": scenario.seed, "passes": len(scenario.passes), "tracks": len(tracks)})
+        return comparisons, videos
+
+    comparisons, videos = gather(truths)
     if not comparisons or not any(len(c.views_per_track) for c in comparisons):
         raise OpenLFRError("no tracks were found in the walk-by videos")
     summary = summarise(comparisons, threshold, sizes, targets)
-    return {"pack": engine.pack_id, "videos": videos, "aliases": aliases.describe(), **summary}
+    result = {"pack": engine.pack_id, "videos": videos, "aliases": aliases.describe(), **summary}
+    if calibration is not None:
+        from openlfr.calibration import save, track_threshold
+
+        data = track_calibration(comparisons, engine.pack_id, videos)
+        if validation:
+            data["validation"] = validate(data, *gather(list(validation)))
+        save(data, calibration)
+        n, m = 2, 5
+        result["calibration"] = {
+            "file": str(calibration),
+            "rules": sorted(data["rules"]),
+            "validation": data.get("validation"),
+            f"track_threshold_{n}_of_{m}": track_threshold(data, n, m, threshold),
+        }
+    return result
+
+
+#: Photograph thresholds the track calibration is made at, and the finer grid track thresholds are read on.
+PHOTO_GRID = np.round(np.arange(0.30, 0.951, 0.005), 3)
+FINE_GRID = np.round(np.arange(0.0, 1.0005, 0.001), 3)
+#: The rules the live pipeline can run (N of M views), as named in deployments ("N/M").
+VOTING_RULES = {"1/1": Rule(1, 1).name, "2/5": Rule(2, 5).name, "3/5": Rule(3, 5).name}
+
+
+def _rate(stat: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per threshold, the share and the number of finite comparisons at or above it."""
+    values = np.sort(stat[np.isfinite(stat)])
+    count = len(values) - np.searchsorted(values, thresholds, side="left")
+    return count / max(len(values), 1), count
+
+
+def track_calibration(comparisons: list[Comparisons], pack_id: str, videos: list[dict]) -> dict:
+    """Per N-of-M rule, the track threshold matching each photograph threshold's false-match rate.
+
+    For each photograph threshold t whose per-comparison impostor rate on the passes' own photographs
+    rests on at least ``RULE_OF`` exceeding comparisons, the track threshold is the lowest at which the
+    rule's per-comparison rate, over the same passes and gallery, is no higher. Rates are per comparison
+    (one track against one subject), so the pairs hold for every watchlist size.
+    """
+    from datetime import UTC, datetime
+
+    from openlfr.calibration import RULE_OF, TRACK_FORMAT
+
+    photo = np.concatenate([c.impostor["single photograph"].ravel() for c in comparisons])
+    photo_rate, photo_count = _rate(photo, PHOTO_GRID)
+    # Where a photograph's rate rests on enough comparisons, and is a tail rate (not most comparisons).
+    measured = (photo_count >= RULE_OF) & (photo_rate < 0.5)
+    rules = {}
+    for key, name in VOTING_RULES.items():
+        stat = np.concatenate([c.impostor[name].ravel() for c in comparisons])
+        rate, count = _rate(stat, FINE_GRID)
+        xs, ys, photo_rates, track_rates, exceeding = [], [], [], [], []
+        for t, target in zip(PHOTO_GRID[measured], photo_rate[measured], strict=True):
+            ok = np.flatnonzero(rate <= target)
+            if not len(ok):
+                continue
+            xs.append(float(t))
+            photo_rates.append(float(target))
+            ys.append(round(float(FINE_GRID[ok[0]]), 3))
+            track_rates.append(float(rate[ok[0]]))
+            exceeding.append(int(count[ok[0]]))
+        if xs:
+            rules[key] = {
+                "rule": name,
+                "threshold": xs,
+                "track_threshold": ys,
+                "photo_rate": [float(f"{r:.6g}") for r in photo_rates],
+                "track_rate": [float(f"{r:.6g}") for r in track_rates],
+                "track_exceeding": exceeding,
+            }
+    return {
+        "format": TRACK_FORMAT,
+        "rule_of": RULE_OF,
+        "pack_id": pack_id,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "videos": videos,
+        "impostor_comparisons": int(np.isfinite(photo).sum()),
+        "rules": rules,
+        "method": (
+            "Walk-by videos rendered by 'openlfr simulate' (not those walk-by results are reported on) are "
+            "processed frame by frame by the live pipeline; each track's views are templated as the pipeline "
+            "templates them and compared with every LFW identity but its own and its aliases (one to three "
+            "photographs each). For each photograph threshold t whose impostor rate, measured on the photographs "
+            f"the passes show against the same gallery, rests on at least {RULE_OF} exceeding comparisons, the "
+            "track threshold is the lowest at which the N-of-M rule's per-comparison rate is no higher. Between "
+            "measured thresholds the offset is interpolated; outside them the nearest measured offset is kept."
+        ),
+    }

@@ -173,6 +173,8 @@ class LiveReport:
     sightings: int = 0
     #: The deployment's status once its cameras stopped: ``ended`` or ``paused``.
     status: str | None = None
+    #: The score N of M views had to reach (the pack's track calibration; None: the deployment's threshold).
+    track_threshold: float | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -181,8 +183,18 @@ class LiveReport:
             "faces_seen": self.faces_seen,
             "alerts": self.alert_ids,
             "sightings_merged": self.sightings,
+            "track_threshold": self.track_threshold,
             "cameras": self.cameras,
         }
+
+
+def track_threshold(pack_id: str, threshold: float, confirm_n: int, confirm_m: int) -> float | None:
+    """The score a track's views must reach for the track to raise false alerts no more often than one
+    photograph at the deployment's threshold (:func:`openlfr.calibration.track_threshold`), from the
+    pack's shipped track calibration; None when there is none for this pack and N/M."""
+    from openlfr import calibration
+
+    return calibration.track_threshold(calibration.shipped_tracks(pack_id), confirm_n, confirm_m, threshold)
 
 
 def _retention_loop(store: Store, stop: threading.Event, every_s: float, on_event: Callable[[str, str], None] | None) -> None:
@@ -344,9 +356,10 @@ def _run_deployment(
         config = PipelineConfig(
             deployment.threshold, deployment.confirm_n, deployment.confirm_m, pool_templates=pool_templates,
             async_second_opinion=realtime,  # in real time a camera must not stall; otherwise deterministic
+            track_threshold=track_threshold(engine.pack_id, deployment.threshold, deployment.confirm_n, deployment.confirm_m),
         )  # fmt: skip
         planned_end = deployments.utc(deployment.planned_end)
-    report = LiveReport(deployment_id)
+    report = LiveReport(deployment_id, track_threshold=config.track_threshold)
     lock = threading.Lock()
     latencies: dict[str, list[float]] = {}
 
@@ -389,7 +402,13 @@ def _run_deployment(
         recorder = SegmentRecorder(store, deployment_id, spec.name, source.fps, segment_seconds) if spec.record else None
         workers.append(
             CameraWorker(
-                source, pipeline, stop, realtime=realtime, on_frame=on_frame, recorder=recorder, drop_frame=drop_frame,
+                source,
+                pipeline,
+                stop,
+                realtime=realtime,
+                on_frame=on_frame,
+                recorder=recorder,
+                drop_frame=drop_frame,
                 meter=camera_meter(store, deployment_id, spec.name),
             )
         )

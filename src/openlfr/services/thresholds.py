@@ -64,6 +64,10 @@ class Estimate:
     target_fpir: float | None = None
     threshold_interval: tuple[float, float] | None = None  # recommendations only
     conservative_threshold: float | None = None  # lowest whose upper FPIR bound meets the target
+    #: What the live pipeline judges a pass's views at (2 of 5) so that a pass alerts no more often than
+    #: these figures say of one face, and the track calibration it comes from (None: the pack has none).
+    track_threshold: float | None = None
+    track_calibration: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -129,7 +133,14 @@ def import_calibration(store: Store, path: Path, by: str) -> str:
 
 
 def _estimate(data: dict, path: Path, threshold: float, size: int, target: float | None = None) -> Estimate:
-    return Estimate(**cal.predict(data, threshold, size).as_dict(), calibration=reference(path), target_fpir=target)
+    tracks = cal.shipped_tracks(data["pack_id"])
+    return Estimate(
+        **cal.predict(data, threshold, size).as_dict(),
+        calibration=reference(path),
+        target_fpir=target,
+        track_threshold=cal.track_threshold(tracks, 2, 5, threshold),
+        track_calibration=tracks["file"] if tracks else None,
+    )
 
 
 def estimate(store: Store | None, pack_id: str, threshold: float, watchlist_size: int, ref: str | None = None) -> Estimate:
