@@ -43,6 +43,16 @@ def _admin(url: str):
     return create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
 
 
+def _admin_execute(url: str, statement: str) -> None:
+    """Run one statement that cannot run in a transaction (CREATE/DROP DATABASE) on the server."""
+    admin = _admin(url)
+    try:
+        with admin.connect() as c:
+            c.execute(text(statement))
+    finally:
+        admin.dispose()
+
+
 #: This session's database already migrated to head, copied for each test (copying is ~6× quicker than
 #: migrating a new database; tests/test_storage.py migrates new ones). Dropped at the session's end.
 _template: str | None = None
@@ -56,12 +66,7 @@ def _migrated_template(server: str) -> str:
         from openlfr.storage import Store
 
         name = f"openlfr_template_{uuid.uuid4().hex[:12]}"
-        admin = _admin(server)
-        try:
-            with admin.connect() as c:
-                c.execute(text(f'CREATE DATABASE "{name}"'))
-        finally:
-            admin.dispose()
+        _admin_execute(server, f'CREATE DATABASE "{name}"')
         with tempfile.TemporaryDirectory() as home:
             Store(home, make_url(server).set(database=name).render_as_string(hide_password=False)).close()
         _template = name
@@ -74,12 +79,9 @@ def drop_template() -> None:
     server = os.environ.get(PG_ENV, "").strip()
     if _template is None or not server:
         return
-    admin = _admin(server)
     try:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{_template}" WITH (FORCE)'))
+        _admin_execute(server, f'DROP DATABASE IF EXISTS "{_template}" WITH (FORCE)')
     finally:
-        admin.dispose()
         _template = None
 
 

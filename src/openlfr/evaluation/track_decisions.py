@@ -31,6 +31,7 @@ pipeline never does for anyone who raised no alert.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -472,8 +473,6 @@ def _load(path: Path) -> list[TrackViews]:
 
 def tracks_of(engine: FaceEngine, truth_path: Path, progress: Progress = None) -> tuple[Scenario, list[TrackViews]]:
     """The walk-by's scenario and its tracks' views, recorded once and read back from beside the truth after."""
-    import json
-
     truth_path = Path(truth_path)
     if not truth_path.is_file():
         raise OpenLFRError(f"walk-by truth {truth_path} not found (write one with 'openlfr simulate')")
@@ -493,8 +492,6 @@ def tracks_of(engine: FaceEngine, truth_path: Path, progress: Progress = None) -
 def gallery_names(images_dir: Path, truths: list[Path], people: int | None = None) -> list[str]:
     """Image names of the impostor gallery: every labelled identity, or (quick runs) the first ``people``
     plus those the walk-bys show, so that every track still has its mated comparison."""
-    import json
-
     from openlfr.evaluation.openset import folder_names
 
     names = folder_names(images_dir)
