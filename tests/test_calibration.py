@@ -62,6 +62,25 @@ def test_alias_pairs_are_left_out_of_impostor_statistics():
     assert draws_clean.excluded_comparisons >= draws_plain.excluded_comparisons == 0
 
 
+def test_mated_model_uses_only_references_enrolment_accepts():
+    """One image of each person is useless (a random direction) and enrolment refuses it: the calibrated share
+    of mated probes must come from the references a watchlist could hold, while that image is still a probe."""
+    templates, names = synthetic(people=120, per=4)
+    rng = np.random.default_rng(3)
+    bad = np.array([n.endswith("_0000.jpg") for n in names])
+    junk = rng.standard_normal((int(bad.sum()), templates.shape[1]))
+    templates[bad] = junk / np.linalg.norm(junk, axis=1, keepdims=True)
+    anywhere = calibrate.collect(templates, names)
+    accepted = calibrate.collect(templates, names, enrollable=~bad)
+    assert accepted.mated_probes.sum() == anywhere.mated_probes.sum() == 120 * 3  # k - 1 probes each, bad one included
+    k = int(np.searchsorted(accepted.coarse, 0.3))
+    share = accepted.mated_counts[:, k].sum() / accepted.mated_probes.sum()
+    share_anywhere = anywhere.mated_counts[:, k].sum() / anywhere.mated_probes.sum()
+    assert share > share_anywhere + 0.1
+    assert share == pytest.approx(2 / 3, abs=0.05)  # of 3 probes per reference, the bad one misses
+    assert accepted.comparisons == anywhere.comparisons  # impostor comparisons keep every image
+
+
 def test_tail_fit_agrees_with_measured_rates_and_intervals_cover_the_estimate():
     templates, names = synthetic()
     c = calibrate.collect(templates, names)

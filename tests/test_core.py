@@ -236,6 +236,22 @@ def test_quality_policy_names_measure_and_limit(limit_name, value):
     assert policy.failures(good_report(**{measure_name: limit})) == []
 
 
+def test_quality_policy_accepts_rows_as_failures_judges_reports():
+    """The vectorised check evaluations use agrees with the one enrolment uses, limit by limit; no face: refused."""
+    from openlfr.core.quality import MEASURES
+
+    rng = np.random.default_rng(0)
+    reports = [good_report()] + [
+        good_report(**{m: float(v) for m, v in zip(MEASURES, row, strict=True)})
+        for row in rng.uniform([0, 0, 0, 0, 0, 0], [80, 400, 255, 80, 1, 1], size=(300, 6))
+    ]
+    rows = np.array([[getattr(r, m) for m in MEASURES] for r in reports] + [[np.nan] * 6])
+    for policy in (QualityPolicy(), QualityPolicy(min_frontalness=None, max_brightness=None)):
+        expected = [not policy.failures(r) for r in reports] + [False]
+        assert policy.accepts(rows).tolist() == expected
+    assert 0 < sum(expected) < len(expected) - 1  # both outcomes occur
+
+
 def test_quality_policy_reports_every_failure_and_none_disables_a_limit():
     report = good_report(inter_eye_px=5.0, sharpness=1.0)
     assert len(QualityPolicy().failures(report)) == 2

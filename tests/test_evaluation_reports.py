@@ -105,6 +105,41 @@ def test_open_set_protocol_on_synthetic_templates() -> None:
         openset.draw(templates, names, 301, seed=0)
 
 
+def with_bad_photographs(templates: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Every second image of a person made useless (a random direction) and marked as enrolment would refuse it,
+    and every image of the first 20 people refused: (templates, enrollable)."""
+    rng = np.random.default_rng(5)
+    templates = templates.copy()
+    enrollable = np.ones(len(names), bool)
+    for i, n in enumerate(names):
+        if n.endswith("_0002.jpg"):
+            templates[i] = rng.normal(size=templates.shape[1])
+            templates[i] /= np.linalg.norm(templates[i])
+            enrollable[i] = False
+        if int(n[1:5]) < 20:
+            enrollable[i] = False
+    return templates, enrollable
+
+
+def test_watchlists_hold_only_images_enrolment_accepts() -> None:
+    """A watchlist cannot hold a photograph that enrolment refuses, so neither may an evaluation's."""
+    clean, names = synthetic()
+    templates, enrollable = with_bad_photographs(clean, names)
+    refused_people = {n.split("/")[0] for n in names if int(n[1:5]) < 20}
+    eligible = openset.eligible_people(templates, names, enrollable)
+    assert len(eligible) == 300 - 15 and not refused_people & set(eligible)  # 15 of the first 20 have 2+ images
+    d = openset.draw(templates, names, 250, seed=3, enrollable=enrollable)
+    assert d.reference_rows is not None and enrollable[d.reference_rows].all()
+    assert not refused_people & set(d.mated_identity)
+    anywhere = openset.draw(templates, names, 250, seed=3)
+    assert anywhere.reference_rows is not None and not enrollable[anywhere.reference_rows].all()
+    # Bad references lose their people's every probe; bad probes are still searched (a camera sees whoever passes).
+    assert d.mated_correct.mean() > anywhere.mated_correct.mean() + 0.1
+    note = openset.references_note(templates, enrollable)
+    assert note["refused"] == int((~enrollable).sum()) and "enrolment quality limits" in note["rule"]
+    assert openset.references_note(templates, None)["refused"] == 0
+
+
 def test_calibration_file_round_trips(tmp_path: Path) -> None:
     templates, names = synthetic(people=200)
     results = openset.evaluate(templates, names, [20, 100], seeds=[0, 1])
@@ -206,6 +241,12 @@ def test_identification_report_and_calibration(tmp_path: Path, lfw_root: Path, m
     assert calibration["dataset"]["people"] == PEOPLE and calibration["pack_id"].startswith("yunet-sface")
     assert [w["size"] for w in calibration["watchlists"]] == [20, 50, 87]
     assert data["open_set"]["calibration_file"] == str(out / "calibration.json")
+    # Watchlist images are those enrolment accepts; the quality measures behind that are cached beside the templates.
+    refs = report["references"]
+    assert refs == calibration["references"] == data["dataset"]["references"]
+    assert "enrolment quality limits" in refs["rule"] and 0 <= refs["refused"] < refs["images_with_face"] // 10
+    assert list(cache_dir.glob("quality-*.npz"))
+    assert "watchlist images: images the default enrolment quality limits accept" in (out / "identification.html").read_text()
 
 
 def test_identification_prints_without_json(tmp_path: Path, lfw_root: Path, model_home: Path, cache_dir: Path, engine) -> None:
@@ -240,8 +281,10 @@ def test_identification_on_a_labelled_folder(tmp_path: Path, test_data: Path, mo
     out, home = tmp_path / "ident", tmp_path / "home"
     data = invoke("evaluate", "identification", "--folder", folder, "--people", 20, "--sizes", "5,10,max,500",
                   "--draws", 2, "--out", out, "--home", model_home, "--cache-dir", tmp_path / "cache",
-                  "--pack", "yunet-sface", "--json")  # fmt: skip
+                  "--pack", "yunet-sface", "--all-references", "--json")  # fmt: skip
     assert data["dataset"]["name"] == "celeba-dev (first 20 people)" and data["dataset"]["people"] == 20
+    assert data["dataset"]["references"]["refused"] == 0 and "not applied" in data["dataset"]["references"]["rule"]
+    assert not list((tmp_path / "cache").glob("quality-*.npz"))  # --all-references: no quality pass at all
     assert data["protocol"].startswith("celeba-dev")
     assert data["mated_probes"] > 40 and data["rank_hit_rate"]["rank_1"] > 0.6
     assert data["pack_threshold"] == engine.alert_threshold

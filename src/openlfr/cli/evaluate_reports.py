@@ -144,6 +144,13 @@ def identification(
         ),
     ] = None,
     replicates: Annotated[int, typer.Option("--replicates", min=10, help="Bootstrap replicates over people.")] = 200,
+    all_references: Annotated[
+        bool,
+        typer.Option(
+            "--all-references",
+            help="Draw watchlist images from every image with a face, including those enrolment's quality limits refuse.",
+        ),
+    ] = False,
     cache_dir: CacheOpt = None,
     home: HomeOpt = None,
     pack: PackOpt = None,
@@ -160,11 +167,11 @@ def identification(
     except ValueError:
         raise OpenLFRError(f"--extrapolate {extrapolate!r} must be watchlist sizes separated by commas") from None
     engine = engine_for(pack, home)
-    with templating("LFW templates" if data is not None else "templates") as advance:
+    with templating("LFW templates and quality" if data is not None else "templates and quality") as advance:
         summary = ident.evaluate_identification(
             engine, out, data, folder, holdout, seed, people, report, sizes, draws, per_person, extrapolate_to,
             calibration, exclude, cache_for(cache_dir, home), advance, aliases, keep_aliases, validate_folder, replicates,
-            None if as_json else lambda text: console.print(f"  {text}"),
+            None if as_json else lambda text: console.print(f"  {text}"), all_references,
         )  # fmt: skip
     if as_json:
         emit_json(summary)
@@ -185,6 +192,8 @@ def identification(
                           f"{a['status']})" for a in w["at_fpir"])  # fmt: skip
         console.print(f"  open-set W = {w['size']}: {cells}")
     console.print(f"  label errors left out (alias list): {summary['excluded_comparisons']:,} comparisons in the rank figures")
+    refs = summary["dataset"]["references"]
+    console.print(f"  watchlist images: {refs['rule']} ({refs['refused']:,} of {refs['images_with_face']:,} refused)")
     if report:
         for t in summary["open_set"].get("model", {}).get("thresholds", []):
             lo, hi = t["tpir_interval"]

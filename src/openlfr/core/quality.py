@@ -20,6 +20,9 @@ import numpy as np
 
 from openlfr.core.types import Detection, QualityReport
 
+#: The measures of a :class:`QualityReport`, in the column order of :meth:`QualityPolicy.accepts`.
+MEASURES = ("inter_eye_px", "sharpness", "brightness", "contrast", "frontalness", "detector_score")
+
 
 def frontalness(landmarks: np.ndarray) -> float:
     right_eye, left_eye, nose = landmarks[0], landmarks[1], landmarks[2]
@@ -62,6 +65,21 @@ class QualityPolicy:
     min_contrast: float | None = 15.0
     min_frontalness: float | None = 0.25
     min_detector_score: float | None = 0.7
+
+    def accepts(self, measures: np.ndarray) -> np.ndarray:
+        """Per row of measures (columns in :data:`MEASURES` order; NaN where no face was found): would the
+        face be accepted as a reference? Evaluations use it to enrol only what enrolment would accept."""
+        values = np.asarray(measures, dtype=np.float64).reshape(-1, len(MEASURES))
+        ok = ~np.isnan(values).any(axis=1)
+        for f in fields(self):
+            limit = getattr(self, f.name)
+            if limit is None:
+                continue
+            kind, measure_name = f.name.split("_", 1)
+            column = values[:, MEASURES.index(measure_name)]
+            with np.errstate(invalid="ignore"):
+                ok &= column >= limit if kind == "min" else column <= limit
+        return ok
 
     def failures(self, report: QualityReport) -> list[str]:
         """Each failed limit as 'measure value < limit' text; an empty list means the face passes."""

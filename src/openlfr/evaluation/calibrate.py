@@ -4,8 +4,10 @@ labelled set, with bootstrap replicates over people and a generalised Pareto tai
 Protocol: at most ``per_person`` images of each person (drawn at random, as the open-set protocol does, so
 that one much-photographed person cannot dominate). Impostor comparisons: every pair of images of two
 different people, both with a detected face, less the pairs of the alias list (label errors). Mated
-comparisons: every ordered (reference, probe) pair of one person's images; the reference needs a face, a
-probe without one is a miss.
+comparisons: every ordered (reference, probe) pair of one person's images; the reference needs a face that
+enrolment accepts (when ``enrollable`` is given), a probe without a face is a miss. Impostor comparisons keep
+every image, whatever its quality (on LFW, weighting each pair by how many of its two images enrolment
+accepts changes the rates above 0.75 by less than 3%).
 """
 
 from __future__ import annotations
@@ -73,12 +75,14 @@ def collect(
     per_person: int = 10,
     seed: int = 0,
     progress: Progress = None,
+    enrollable: np.ndarray | None = None,
 ) -> Comparisons:
     """Every impostor and mated comparison of the selected images (see the module docstring)."""
     rows = select(names, per_person, seed)
     names = [names[r] for r in rows]
     t = np.asarray(templates[rows], np.float32)
     face = np.linalg.norm(t, axis=1) > 0
+    reference = face if enrollable is None else face & np.asarray(enrollable, bool)[rows]
     people = sorted({identity_of(n) for n in names})
     index = {p: i for i, p in enumerate(people)}
     person = np.array([index[identity_of(n)] for n in names])
@@ -115,7 +119,7 @@ def collect(
         b.append(pu[jj])
     usable_images = np.bincount(pu, minlength=len(people))
     coarse = np.round(np.arange(floor, 1.0 + 1e-9, COARSE_STEP), 3)
-    mated_counts, mated_fine, mated_probes = _mated(t, face, person, len(people), coarse)
+    mated_counts, mated_fine, mated_probes = _mated(t, face, reference, person, len(people), coarse)
     return Comparisons(
         people, usable_images, comparisons, excluded, exceeding, floor,
         np.concatenate(scores), np.concatenate(a), np.concatenate(b),
@@ -123,10 +127,10 @@ def collect(
     )  # fmt: skip
 
 
-def _mated(t: np.ndarray, face: np.ndarray, person: np.ndarray, people: int, coarse: np.ndarray):
+def _mated(t: np.ndarray, face: np.ndarray, reference: np.ndarray, person: np.ndarray, people: int, coarse: np.ndarray):
     """Per person: mated probes (k − 1, as one reference would have) scoring at least each threshold.
 
-    Every image with a face serves as the reference in turn; the counts are averaged over references, so
+    Every image that may be a reference serves as the reference in turn; the counts are averaged over references, so
     each person weighs k − 1 probes, as in the open-set protocol, with less noise than one reference.
     """
     counts = np.zeros((people, len(coarse)), np.float64)
@@ -137,9 +141,9 @@ def _mated(t: np.ndarray, face: np.ndarray, person: np.ndarray, people: int, coa
         members.setdefault(p, []).append(row)
     for p, listed in members.items():
         rows = np.asarray(listed)
-        if len(rows) < 2 or not face[rows].any():
+        if len(rows) < 2 or not reference[rows].any():
             continue
-        refs = rows[face[rows]]
+        refs = rows[reference[rows]]
         s = t[refs] @ t[rows].T  # refs x all images of the person
         s[:, ~face[rows]] = -1.0  # a probe without a face is a miss
         same = refs[:, None] == rows[None, :]
@@ -304,6 +308,7 @@ def validate(
     draws: int = 20,
     name: str = "other set",
     aliases: AliasList = NONE,
+    enrollable: np.ndarray | None = None,
 ) -> dict:
     """Predicted against measured FPIR and TPIR on photographs not used to make the calibration.
 
@@ -313,7 +318,7 @@ def validate(
     from openlfr.evaluation import openset
 
     predicted = cal.predict(data, threshold, size)
-    results = openset.evaluate(templates, names, [size], list(range(draws)), aliases=aliases)[0]
+    results = openset.evaluate(templates, names, [size], list(range(draws)), aliases=aliases, enrollable=enrollable)[0]
     k = int(np.clip(np.searchsorted(cal.GRID, threshold + 1e-9, side="right") - 1, 0, len(cal.GRID) - 1))
     false_alerts = float(sum(d.fpir_counts()[k] for d in results.draws))
     searches = float(sum(len(d.non_mated_score) for d in results.draws))

@@ -80,6 +80,7 @@ def evaluate_identification(
     validate_folder: Path | None = None,
     replicates: int = calibrate.REPLICATES,
     say: calibrate.Progress = None,
+    all_references: bool = False,
 ) -> dict:
     """Rank-1/5/10/20 hit rates and non-mated best scores, and (``report``) the open-set report and calibration
     file, on LFW (``data``) or a labelled folder; writes OUT/identification_result.json and returns it.
@@ -89,17 +90,23 @@ def evaluate_identification(
     one for LFW and celeba-dev, ``aliases`` for another folder; none with ``keep_aliases``) are left out of
     every impostor statistic and counted. ``validate_folder`` (a labelled folder of other photographs) measures
     how far the calibration is from another population, which widens its intervals, and checks its
-    predictions there.
+    predictions there. Watchlists are drawn from the images enrolment would accept (default quality limits), as
+    a watchlist can hold no other; ``all_references`` draws them from every image with a face instead.
     """
     started = time.perf_counter()
     templates, names, dataset = load_templates(engine, data, folder, people, cache_dir, progress)
+    enrollable = None
+    if not all_references:
+        enrollable = openset.enrollable_images(engine, Path(dataset["images_dir"]), names, cache_dir, progress)
     excluded = sorted(openset.read_exclusions(exclude)) if exclude else []
     if excluded:
         keep = [i for i, n in enumerate(names) if openset.identity_of(n) not in set(excluded)]
         templates, names = templates[keep], [names[i] for i in keep]
+        enrollable = None if enrollable is None else enrollable[keep]
     dataset |= {"images": len(names), "people": len({openset.identity_of(n) for n in names}), "excluded": excluded}
     listed = alias_lists.for_dataset(Path(dataset["images_dir"]), keep_aliases, aliases)
     dataset["aliases"] = listed.describe()
+    dataset["references"] = openset.references_note(templates, enrollable)
     result = openset.closed_set(templates, names, holdout, seed, listed)
     result.pack_threshold = engine.alert_threshold
     result.dataset = "LFW" if data is not None else dataset["name"]
@@ -108,14 +115,16 @@ def evaluate_identification(
         summary["excluded_identities"] = excluded
     out.mkdir(parents=True, exist_ok=True)
     if report:
-        model = calibrate.model(calibrate.collect(templates, names, listed, per_person, seed, say), replicates, seed, say)
+        comparisons = calibrate.collect(templates, names, listed, per_person, seed, say, enrollable)
+        model = calibrate.model(comparisons, replicates, seed, say)
         validation = None
         if validate_folder is not None:
-            validation = validate_on(engine, model, validate_folder, cache_dir, progress, say)
+            validation = validate_on(engine, model, validate_folder, cache_dir, progress, say, all_references)
         open_set = openset_report(
             out, templates, names, dataset, engine.pack_id, engine.recognizer.flip, sizes,
             list(range(seed, seed + draws)), per_person, list(extrapolate_to), calibration or out / "calibration.json",
             aliases=listed, model=model, validation=validation, alert_threshold=engine.alert_threshold,
+            enrollable=enrollable,
         )  # fmt: skip
         summary["open_set"] = {"watchlists": open_set["watchlists"], "report": str(out / "identification.html"),
                                "calibration_file": open_set["calibration_file"], "aliases": open_set["aliases"],
@@ -132,15 +141,18 @@ def validate_on(
     cache_dir: Path | None,
     progress: openset.Progress = None,
     say: calibrate.Progress = None,
+    all_references: bool = False,
 ) -> dict:
     """The other population's model and the transfer error it shows (set in ``model``); checked later."""
     names = openset.folder_names(folder)
     templates = openset.template_cache(engine, folder, names, cache_dir, progress)
+    enrollable = None if all_references else openset.enrollable_images(engine, folder, names, cache_dir, progress)
     listed = alias_lists.for_dataset(folder)
-    other = calibrate.model(calibrate.collect(templates, names, listed, progress=say), replicates=20, progress=say)
+    comparisons = calibrate.collect(templates, names, listed, progress=say, enrollable=enrollable)
+    other = calibrate.model(comparisons, replicates=20, progress=say)
     model["transfer"] = calibrate.transfer(model, other, folder.resolve().name)
     return {"folder": str(folder), "templates": templates, "names": names, "aliases": listed,
-            "other_model": other}  # fmt: skip
+            "other_model": other, "enrollable": enrollable}  # fmt: skip
 
 
 def leave_strangers(sizes: list[int], notes: list[str], templates: np.ndarray, names: list[str]) -> tuple[list[int], list[str]]:
@@ -177,6 +189,7 @@ def openset_report(
     model: dict | None = None,
     validation: dict | None = None,
     alert_threshold: float | None = None,
+    enrollable: np.ndarray | None = None,
 ) -> dict:
     """Open-set 1:N for each watchlist size: the HTML/JSON report and the calibration file; returns the summary.
 
@@ -184,16 +197,18 @@ def openset_report(
     and bootstrap intervals, and the report shows them, checks them against the measured sizes and, with
     ``validation``, against another set of photographs at the pack's alert threshold.
     """
-    sizes, notes = openset.resolve_sizes(sizes_spec, templates, names)
+    sizes, notes = openset.resolve_sizes(sizes_spec, templates, names, enrollable)
     sizes, notes = leave_strangers(sizes, notes, templates, names)
     if not sizes:
         raise OpenLFRError("no watchlist size fits the data: " + "; ".join(notes))
-    results = openset.evaluate(templates, names, sizes, seeds, per_person, aliases)
-    record = openset.calibration(results, pack_id, flip, dataset, per_person, seeds, model, aliases.describe())
+    results = openset.evaluate(templates, names, sizes, seeds, per_person, aliases, enrollable)
+    references = openset.references_note(templates, enrollable)
+    record = openset.calibration(results, pack_id, flip, dataset, per_person, seeds, model, aliases.describe(), references)
     if model is not None and validation is not None and alert_threshold is not None:
         record["validation"] = [
             calibrate.validate(record | {"thresholds": cal.GRID}, validation["templates"], validation["names"], t, size,
-                               name=Path(validation["folder"]).resolve().name, aliases=validation["aliases"])
+                               name=Path(validation["folder"]).resolve().name, aliases=validation["aliases"],
+                               enrollable=validation.get("enrollable"))
             for t in (alert_threshold,) for size in (100,)
         ]  # fmt: skip
     openset.save_calibration(record, calibration_path)
@@ -214,6 +229,7 @@ def openset_report(
         "calibration_file": str(calibration_path),
         "highest_non_mated": {str(r.size): openset.highest_non_mated(r.draws[0]) for r in results},
         "aliases": aliases.describe() | {"excluded_comparisons": {str(r.size): r.excluded_comparisons for r in results}},
+        "references": references,
     }
     if model is not None:
         summary["model"] = model_summary(record, results, extrapolate_to)
@@ -309,6 +325,8 @@ def openset_report(
              "comparisons across all sizes and draws were not counted as impostors (--keep-aliases counts them)"]  # fmt: skip
     if dataset.get("excluded"):
         notes = [*notes, f"identities left out (--exclude): {', '.join(dataset['excluded'])}"]
+    notes = [*notes, f"watchlist images: {references['rule']}; {references['refused']:,} of {references['images_with_face']:,} "
+             "images with a face were refused (--all-references draws from all of them)"]  # fmt: skip
     if notes:
         body.append(rep.bullets(notes))
     headline = [

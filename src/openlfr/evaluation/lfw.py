@@ -136,14 +136,13 @@ def ten_fold(scores: np.ndarray, same: np.ndarray, fold_of: np.ndarray) -> tuple
     return accuracies, thresholds
 
 
-def image_templates(
-    engine: FaceEngine, images_dir: Path, names: list[str], progress: Callable[[int, int], None] | None = None
-) -> tuple[np.ndarray, int]:
-    """One template per image, in order; rows of images without a face stay zero.
+def labelled_face(engine: FaceEngine, image: np.ndarray, images_dir: Path) -> Detection | None:
+    """The face an image of a labelled folder is filed for, or None.
 
     LFW's images are cropped around the named person, so its face is the one nearest the centre (a larger
     neighbour can be in the frame); any other labelled folder of photographs uses the main-face rule that
-    enrolment and search use (:func:`openlfr.core.selection.main_face`).
+    enrolment and search use (:func:`openlfr.core.selection.main_face`). An image without a face at the
+    detector's threshold is tried once more with a permissive one.
     """
     from openlfr.core.selection import main_face
 
@@ -152,20 +151,27 @@ def image_templates(
             return central_face(faces, w, h)
         return main_face(faces) if faces else None
 
+    h, w = image.shape[:2]
+    face = pick(engine.detect(image), w, h)
+    if face is None:
+        saved = engine.detector.score_threshold
+        engine.detector.score_threshold = 0.1
+        try:
+            face = pick(engine.detect(image), w, h)
+        finally:
+            engine.detector.score_threshold = saved
+    return face
+
+
+def image_templates(
+    engine: FaceEngine, images_dir: Path, names: list[str], progress: Callable[[int, int], None] | None = None
+) -> tuple[np.ndarray, int]:
+    """One template per image (its :func:`labelled_face`), in order; rows of images without a face stay zero."""
     templates = np.zeros((len(names), engine.dimension), dtype=np.float32)
     fallbacks = 0
     for n, name in enumerate(names):
         image = load_image(images_dir / name)
-        h, w = image.shape[:2]
-        face = pick(engine.detect(image), w, h)
-        if face is None:
-            # Retry with a permissive detector threshold before giving up on the image.
-            saved = engine.detector.score_threshold
-            engine.detector.score_threshold = 0.1
-            try:
-                face = pick(engine.detect(image), w, h)
-            finally:
-                engine.detector.score_threshold = saved
+        face = labelled_face(engine, image, images_dir)
         if face is None:
             fallbacks += 1  # template stays zero: every comparison scores 0
         else:
@@ -173,6 +179,25 @@ def image_templates(
         if progress:
             progress(n + 1, len(names))
     return templates, fallbacks
+
+
+def image_quality(
+    engine: FaceEngine, images_dir: Path, names: list[str], progress: Callable[[int, int], None] | None = None
+) -> np.ndarray:
+    """The quality measures (:data:`openlfr.core.quality.MEASURES`) of each image's :func:`labelled_face`, in
+    order; NaN rows for images without a face. Detection and alignment only: much faster than templates."""
+    from openlfr.core.quality import MEASURES, measure
+
+    values = np.full((len(names), len(MEASURES)), np.nan)
+    for n, name in enumerate(names):
+        image = load_image(images_dir / name)
+        face = labelled_face(engine, image, images_dir)
+        if face is not None:
+            report = measure(face, engine.align(image, face))
+            values[n] = [getattr(report, m) for m in MEASURES]
+        if progress:
+            progress(n + 1, len(names))
+    return values
 
 
 def evaluate(

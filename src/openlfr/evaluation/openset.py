@@ -4,7 +4,9 @@ that a deployment's threshold is chosen from.
 Protocol, for a watchlist of W people (one draw; repeated over several seeds and averaged):
 
 - *enrolled*: W people drawn at random from those with two or more usable images, so that every
-  watchlisted person can be probed; the watchlist holds one image of each (drawn at random);
+  watchlisted person can be probed; the watchlist holds one image of each, drawn at random from the images
+  that enrolment would accept (the default enrolment quality limits, :class:`openlfr.core.quality.QualityPolicy`:
+  a watchlist cannot hold a photograph the product refuses);
 - *mated probes*: other images of the enrolled people (at most ``per_person`` each, drawn at random,
   so that one much-photographed person cannot dominate); a mated probe without a detected face is a miss;
 - *non-mated probes*: images of people not enrolled (also at most ``per_person`` each); images without a
@@ -67,10 +69,11 @@ from openlfr import calibration as cal
 from openlfr.calibration import GRID, RULE_OF, STEPS, exceeding, extrapolate
 from openlfr.config import data_dir
 from openlfr.core.engine import FaceEngine
+from openlfr.core.quality import QualityPolicy
 from openlfr.errors import OpenLFRError
 from openlfr.evaluation import identification
 from openlfr.evaluation.aliases import NONE, AliasList
-from openlfr.evaluation.lfw import IMAGES_DIR, image_templates
+from openlfr.evaluation.lfw import IMAGES_DIR, image_quality, image_templates
 
 CALIBRATION_FORMAT = cal.FORMAT
 load_calibration = cal.load
@@ -140,6 +143,42 @@ def template_cache(
     return stored[[row[n] for n in names]]
 
 
+def quality_cache(
+    engine: FaceEngine, images_dir: Path, names: list[str], cache_dir: Path | None = None, progress: Progress = None
+) -> np.ndarray:
+    """Quality measures for ``names`` (as ``lfw.image_quality`` makes them), computed once and read back after."""
+    template_file = cache_file(engine, images_dir, cache_dir or default_cache_dir())
+    path = template_file.with_name(template_file.name.replace("templates-", "quality-", 1))
+    stored_names: list[str] = []
+    stored = np.zeros((0, 6), np.float64)
+    if path.is_file():
+        with np.load(path) as z:
+            stored_names, stored = [str(n) for n in z["names"]], z["quality"]
+    row = {n: i for i, n in enumerate(stored_names)}
+    todo = [n for n in dict.fromkeys(names) if n not in row]
+    if todo:
+        stored_names += todo
+        stored = np.vstack([stored, image_quality(engine, images_dir, todo, progress)])
+        row = {n: i for i, n in enumerate(stored_names)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, names=np.array(stored_names), quality=stored, images_dir=str(images_dir.resolve()))
+        os.replace(tmp, path)
+    return stored[[row[n] for n in names]]
+
+
+def enrollable_images(
+    engine: FaceEngine,
+    images_dir: Path,
+    names: list[str],
+    cache_dir: Path | None = None,
+    progress: Progress = None,
+    policy: QualityPolicy | None = None,
+) -> np.ndarray:
+    """Per image: would enrolment accept its face as a watchlist reference (default quality limits)?"""
+    return (policy or QualityPolicy()).accepts(quality_cache(engine, images_dir, names, cache_dir, progress))
+
+
 def lfw_template_cache(
     engine: FaceEngine,
     lfw_root: str | Path,
@@ -178,6 +217,7 @@ class Draw:
     impostor_exceeding: np.ndarray  # per grid threshold: (non-mated probe, entry) comparisons scoring >= t
     impostor_comparisons: int
     excluded_comparisons: int = 0  # (probe, entry) comparisons left out as label errors (alias list)
+    reference_rows: np.ndarray | None = None  # the image (row) enrolled for each watchlisted person
 
     def tpir_counts(self) -> np.ndarray:
         return exceeding(np.where(self.mated_correct, self.mated_score, -1.0))
@@ -190,19 +230,45 @@ def _pick(rng: np.random.Generator, items: list[int], cap: int) -> list[int]:
     return items if len(items) <= cap else sorted(rng.choice(items, cap, replace=False).tolist())
 
 
-def eligible_people(templates: np.ndarray, names: list[str]) -> list[str]:
-    """People with two or more images, at least one with a face: they can be enrolled and probed."""
+def references_note(templates: np.ndarray, enrollable: np.ndarray | None) -> dict:
+    """What a report says about the images watchlists were drawn from."""
+    faces = int((np.linalg.norm(templates, axis=1) > 0).sum())
+    if enrollable is None:
+        return {"rule": "any image with a face (enrolment quality limits not applied)", "images_with_face": faces,
+                "refused": 0}  # fmt: skip
+    accepted = int(reference_rows(templates, enrollable).sum())
+    return {"rule": "images the default enrolment quality limits accept (as a watchlist can hold no other)",
+            "images_with_face": faces, "refused": faces - accepted}  # fmt: skip
+
+
+def reference_rows(templates: np.ndarray, enrollable: np.ndarray | None = None) -> np.ndarray:
+    """Per image: may it be a watchlist reference? It needs a face, and enrolment must accept it."""
+    ok = np.linalg.norm(templates, axis=1) > 0
+    return ok if enrollable is None else ok & np.asarray(enrollable, bool)
+
+
+def eligible_people(templates: np.ndarray, names: list[str], enrollable: np.ndarray | None = None) -> list[str]:
+    """People with two or more images, at least one a possible reference: they can be enrolled and probed."""
     by_person: dict[str, list[int]] = {}
     for i, n in enumerate(names):
         by_person.setdefault(identity_of(n), []).append(i)
-    ok = np.linalg.norm(templates, axis=1) > 0
+    ok = reference_rows(templates, enrollable)
     return sorted(p for p, rows in by_person.items() if len(rows) >= 2 and ok[rows].any())
 
 
 def draw(
-    templates: np.ndarray, names: list[str], size: int, seed: int, per_person: int = PER_PERSON, aliases: AliasList = NONE
+    templates: np.ndarray,
+    names: list[str],
+    size: int,
+    seed: int,
+    per_person: int = PER_PERSON,
+    aliases: AliasList = NONE,
+    enrollable: np.ndarray | None = None,
 ) -> Draw:
     """Enrol ``size`` people at random, probe with everyone's other images and score every probe.
+
+    ``enrollable`` (per image; :func:`enrollable_images`) limits the watchlist images to those enrolment accepts;
+    probes are every other image, good or bad, as a camera sees whoever passes.
 
     Comparisons that the alias list calls label errors (one person under two names, one photograph filed
     twice) are left out: they can neither raise a false alert nor beat a mated probe's own entry.
@@ -212,14 +278,15 @@ def draw(
     by_person: dict[str, list[int]] = {}
     for i, n in enumerate(names):
         by_person.setdefault(identity_of(n), []).append(i)
-    candidates = eligible_people(templates, names)
+    can_enrol = reference_rows(templates, enrollable)
+    candidates = eligible_people(templates, names, enrollable)
     if size > len(candidates):
         raise OpenLFRError(f"a watchlist of {size} needs {size} people with 2+ images; the data has {len(candidates)}")
     enrolled = sorted(rng.choice(candidates, size, replace=False).tolist())
     gallery_rows, mated_rows, mated_owner = [], [], []
     for w, person in enumerate(enrolled):
         rows = by_person[person]
-        g = int(rng.choice([r for r in rows if ok[r]]))
+        g = int(rng.choice([r for r in rows if can_enrol[r]]))
         gallery_rows.append(g)
         picked = _pick(rng, [r for r in rows if r != g], per_person)
         mated_rows += picked
@@ -270,6 +337,7 @@ def draw(
         impostor_exceeding=tail,
         impostor_comparisons=len(non_mated_rows) * size - non_mated_excluded,
         excluded_comparisons=excluded,
+        reference_rows=np.array(gallery_rows),
     )
 
 
@@ -378,18 +446,21 @@ def evaluate(
     seeds: list[int],
     per_person: int = PER_PERSON,
     aliases: AliasList = NONE,
+    enrollable: np.ndarray | None = None,
 ) -> list[OpenSetResult]:
-    return [OpenSetResult(w, [draw(templates, names, w, s, per_person, aliases) for s in seeds]) for w in sizes]
+    return [OpenSetResult(w, [draw(templates, names, w, s, per_person, aliases, enrollable) for s in seeds]) for w in sizes]
 
 
-def resolve_sizes(spec: str, templates: np.ndarray, names: list[str]) -> tuple[list[int], list[str]]:
+def resolve_sizes(
+    spec: str, templates: np.ndarray, names: list[str], enrollable: np.ndarray | None = None
+) -> tuple[list[int], list[str]]:
     """Watchlist sizes from "100,1000,max"; sizes the data cannot fill are dropped with a note."""
-    largest = len(eligible_people(templates, names))
+    largest = len(eligible_people(templates, names, enrollable))
     sizes, notes = [], []
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         w = largest if part == "max" else int(part)
         if w > largest or w < 1:
-            notes.append(f"watchlist size {w} skipped: the data has {largest} people with two or more images")
+            notes.append(f"watchlist size {w} skipped: the data has {largest} people with two or more images, one enrollable")
         elif w not in sizes:
             sizes.append(w)
     return sorted(sizes), notes
@@ -461,8 +532,11 @@ def calibration(
     seeds: list[int],
     model: dict | None = None,
     aliases: dict | None = None,
+    references: dict | None = None,
 ) -> dict:
     """The calibration record a threshold is later chosen from (format in :mod:`openlfr.calibration`).
+
+    ``references`` says which images could be watchlist references (:func:`references_note`).
 
     ``model`` is the impostor/mated model with its bootstrap (:func:`openlfr.evaluation.calibrate.model`);
     without it the file holds the measured curves only (format version 1).
@@ -477,6 +551,7 @@ def calibration(
         f"images, non-mated probes = images of people not enrolled; at most {per_person} probe images per person; "
         "TPIR = rank-1 and score >= t; FPIR = any score >= t; comparisons named by the alias list left out",
         "aliases": aliases or {"source": "none"},
+        "references": references or {"rule": "any image with a face"},
         "per_person": per_person,
         "seeds": seeds,
         "support_rule": f"a target FPIR f is supported when the non-mated searches of all draws N give N*f >= {RULE_OF}",
