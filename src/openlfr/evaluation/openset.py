@@ -69,7 +69,7 @@ from openlfr import calibration as cal
 from openlfr.calibration import GRID, RULE_OF, STEPS, exceeding, extrapolate
 from openlfr.config import data_dir
 from openlfr.core.engine import FaceEngine
-from openlfr.core.quality import QualityPolicy
+from openlfr.core.quality import MEASURES, QualityPolicy
 from openlfr.errors import OpenLFRError
 from openlfr.evaluation import identification
 from openlfr.evaluation.aliases import NONE, AliasList
@@ -115,6 +115,28 @@ def cache_file(engine: FaceEngine, images_dir: Path, cache_dir: Path) -> Path:
     return cache_dir / f"templates-{pack}-{flip}{rule}-{folder}.npz"
 
 
+def _cached_rows(
+    path: Path, key: str, images_dir: Path, names: list[str], empty: np.ndarray, compute: Callable[[list[str]], np.ndarray]
+) -> np.ndarray:
+    """Rows for ``names`` from the npz cache at ``path`` (array ``key``); missing names are computed and added."""
+    stored_names: list[str] = []
+    stored = empty
+    if path.is_file():
+        with np.load(path) as z:
+            stored_names, stored = [str(n) for n in z["names"]], z[key]
+    row = {n: i for i, n in enumerate(stored_names)}
+    todo = [n for n in dict.fromkeys(names) if n not in row]
+    if todo:
+        stored = np.vstack([stored, compute(todo)])
+        stored_names += todo
+        row = {n: i for i, n in enumerate(stored_names)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, names=np.array(stored_names), images_dir=str(images_dir.resolve()), **{key: stored})
+        os.replace(tmp, path)
+    return stored[[row[n] for n in names]]
+
+
 def template_cache(
     engine: FaceEngine, images_dir: Path, names: list[str], cache_dir: Path | None = None, progress: Progress = None
 ) -> np.ndarray:
@@ -124,47 +146,18 @@ def template_cache(
     not yet in the cache are computed and added; rows of images without a detected face are zero.
     """
     path = cache_file(engine, images_dir, cache_dir or default_cache_dir())
-    stored_names: list[str] = []
-    stored = np.zeros((0, engine.dimension), np.float32)
-    if path.is_file():
-        with np.load(path) as z:
-            stored_names, stored = [str(n) for n in z["names"]], z["templates"]
-    row = {n: i for i, n in enumerate(stored_names)}
-    todo = [n for n in dict.fromkeys(names) if n not in row]
-    if todo:
-        new, _ = image_templates(engine, images_dir, todo, progress)
-        stored_names += todo
-        stored = np.vstack([stored, new])
-        row = {n: i for i, n in enumerate(stored_names)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, names=np.array(stored_names), templates=stored, images_dir=str(images_dir.resolve()))
-        os.replace(tmp, path)
-    return stored[[row[n] for n in names]]
+    return _cached_rows(path, "templates", images_dir, names, np.zeros((0, engine.dimension), np.float32),
+                        lambda todo: image_templates(engine, images_dir, todo, progress)[0])  # fmt: skip
 
 
 def quality_cache(
     engine: FaceEngine, images_dir: Path, names: list[str], cache_dir: Path | None = None, progress: Progress = None
 ) -> np.ndarray:
-    """Quality measures for ``names`` (as ``lfw.image_quality`` makes them), computed once and read back after."""
+    """Quality measures for ``names`` (as ``lfw.image_quality`` makes them), cached beside the templates."""
     template_file = cache_file(engine, images_dir, cache_dir or default_cache_dir())
     path = template_file.with_name(template_file.name.replace("templates-", "quality-", 1))
-    stored_names: list[str] = []
-    stored = np.zeros((0, 6), np.float64)
-    if path.is_file():
-        with np.load(path) as z:
-            stored_names, stored = [str(n) for n in z["names"]], z["quality"]
-    row = {n: i for i, n in enumerate(stored_names)}
-    todo = [n for n in dict.fromkeys(names) if n not in row]
-    if todo:
-        stored_names += todo
-        stored = np.vstack([stored, image_quality(engine, images_dir, todo, progress)])
-        row = {n: i for i, n in enumerate(stored_names)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, names=np.array(stored_names), quality=stored, images_dir=str(images_dir.resolve()))
-        os.replace(tmp, path)
-    return stored[[row[n] for n in names]]
+    return _cached_rows(path, "quality", images_dir, names, np.zeros((0, len(MEASURES))),
+                        lambda todo: image_quality(engine, images_dir, todo, progress))  # fmt: skip
 
 
 def enrollable_images(
@@ -460,7 +453,8 @@ def resolve_sizes(
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         w = largest if part == "max" else int(part)
         if w > largest or w < 1:
-            notes.append(f"watchlist size {w} skipped: the data has {largest} people with two or more images, one enrollable")
+            notes.append(f"watchlist size {w} skipped: the data has {largest} people with two or more images, "
+                         "one of them enrollable")
         elif w not in sizes:
             sizes.append(w)
     return sorted(sizes), notes
