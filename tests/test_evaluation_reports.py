@@ -335,7 +335,9 @@ def test_demographics_report(tmp_path: Path, lfw_root: Path, model_home: Path, c
     html = (out / "demographics.html").read_text()
     assert "too small to support a claim" in html and "tiny_group = few" in html
     assert embedded_plots(out / "demographics.html") == 2
-    assert json.loads((out / "demographics.json").read_text())["small_rule"] == demographics.SMALL_RULE
+    saved = json.loads((out / "demographics.json").read_text())
+    assert saved["small_rule"] == demographics.SMALL_RULE
+    assert "enrolment quality limits" in saved["references"]["rule"]  # the watchlist holds what enrolment accepts
 
 
 def test_live_report_on_a_short_walkby(tmp_path: Path, lfw_root: Path, model_home: Path, engine) -> None:

@@ -231,10 +231,12 @@ def evaluate(
     per_person: int = openset.PER_PERSON,
     max_non_mated: int = 1_000_000,
     aliases: AliasList = NONE,
+    enrollable: np.ndarray | None = None,
 ) -> dict:
     """Every figure for every group of every attribute, with the tests between groups; comparisons the alias
-    list names (label errors) are left out of the impostor figures."""
-    d = openset.draw(templates, names, watchlist_size, seed, per_person, aliases)
+    list names (label errors) are left out of the impostor figures; ``enrollable`` limits the watchlist's
+    images to those enrolment accepts (:func:`openlfr.evaluation.openset.draw`)."""
+    d = openset.draw(templates, names, watchlist_size, seed, per_person, aliases, enrollable)
     present = {identity_of(n) for n in names}
     result: dict = {"attributes": {}, "watchlist_size": watchlist_size, "seed": seed, "threshold": threshold,
                     "aliases": aliases.describe() | {"excluded_comparisons_in_draw": d.excluded_comparisons}}  # fmt: skip

@@ -36,9 +36,12 @@ def evaluate_demographics(
     folder = openset.dataset_dir(data)
     names = openset.folder_names(folder, people)
     templates = openset.template_cache(engine, folder, names, cache_dir, progress)
-    size = min(watchlist_size, len(openset.eligible_people(templates, names)))
-    result = demo.evaluate(templates, names, labels, threshold, size, seed, aliases=alias_lists.for_dataset(folder))
-    result |= {"model_pack": engine.pack_id, "dataset": str(folder), "groups_file": str(groups), "small_rule": demo.SMALL_RULE}
+    enrollable = openset.enrollable_images(engine, folder, names, cache_dir, progress)  # a watchlist holds no other
+    size = min(watchlist_size, len(openset.eligible_people(templates, names, enrollable)))
+    result = demo.evaluate(templates, names, labels, threshold, size, seed, aliases=alias_lists.for_dataset(folder),
+                           enrollable=enrollable)  # fmt: skip
+    result |= {"model_pack": engine.pack_id, "dataset": str(folder), "groups_file": str(groups), "small_rule": demo.SMALL_RULE,
+               "references": openset.references_note(templates, enrollable)}  # fmt: skip
     html_path, json_path = write_demographics_report(out, result)
     return result | {"report": str(html_path), "json": str(json_path)}
 
@@ -110,7 +113,8 @@ def write_demographics_report(out: Path, result: dict) -> tuple[Path, Path]:
         "demographic labels, so any grouping of LFW is a demonstration of the method, not a finding about people.",
         "FNMR: share of pairs of images of the same person scored below the threshold (missed). FMR: share of pairs of two "
         "different people of the same group scored at or above it. TPIR / FPIR: as in the identification report, for the "
-        "group's probes against one watchlist of everybody.",
+        "group's probes against one watchlist of everybody, which holds only photographs enrolment's quality limits "
+        "accept" + (f" ({result['references']['refused']:,} refused)." if "references" in result else "."),
         "Each rate is shown as rate [95% Wilson interval] (errors or hits / comparisons or probes). The interval assumes "
         "independent comparisons; comparisons sharing a person are not, so with few people the real uncertainty is wider.",
         "Test: a two-proportion z-test for every pair of groups, with p-values Holm-corrected across the pairs of each "
