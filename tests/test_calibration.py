@@ -181,16 +181,17 @@ def test_bad_track_calibrations_are_refused(tmp_path: Path) -> None:
     assert ok["pack_id"] == "p:1"
 
 
-def test_the_default_pack_ships_a_validated_track_calibration() -> None:
-    from openlfr.models.packs import FUSED_THRESHOLD
+@pytest.mark.parametrize("pack", ["fused", "sface"])
+def test_each_pack_ships_a_validated_track_calibration(pack: str) -> None:
+    from openlfr.models.packs import fused_pack, sface_pack
 
-    files = sorted(cal.TRACKS_DIR.glob("*.json"))
-    assert files, "no shipped track calibration"
-    data = cal.load_tracks(files[0])
-    t = cal.track_threshold(data, 2, 5, FUSED_THRESHOLD)
+    spec = fused_pack() if pack == "fused" else sface_pack()
+    data = cal.shipped_tracks(spec.pack_id)
+    assert data is not None, f"no shipped track calibration for {spec.pack_id}"
+    t = cal.track_threshold(data, 2, 5, spec.alert_threshold)
     # A track judged on 2 of 5 views alerts more often than one photograph at the same threshold (measured
     # about twice as often), so its views must score higher, by a little.
-    assert FUSED_THRESHOLD < t < FUSED_THRESHOLD + 0.05
+    assert spec.alert_threshold < t < spec.alert_threshold + 0.05
     # Checked on walk-bys not used to make it: at each photograph threshold the tracks, judged at their
     # track threshold, exceed no more impostor comparisons than the photographs did, give or take 25%.
     checks = data["validation"]["rules"]["2/5"]

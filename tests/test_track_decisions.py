@@ -59,6 +59,18 @@ def test_threshold_for_finds_the_lowest_threshold_meeting_the_target() -> None:
     assert td.threshold_for(impostor, 3, 0.0, np.array([0.5, 0.6])) is None
 
 
+def test_thresholds_are_searched_on_every_packs_scale() -> None:
+    """SFace alerts near 0.45: a per-track target met below 0.5 is found there (the search used to start at 0.5
+    and report 0.5 for every target on that pack)."""
+    rng = np.random.default_rng(0)
+    impostor = rng.uniform(0.0, 0.35, size=(200, 50)).astype(np.float32)
+    mated = rng.uniform(0.3, 0.8, size=100).astype(np.float32)
+    c = td.Comparisons([f"s{i}" for i in range(50)], {"2-of-5": impostor}, {"2-of-5": mated}, [5] * 200)
+    summary = td.summarise([c], 0.45, (20,), (1 / 100,))
+    chosen = summary["rules"][0]["for_target"][0]
+    assert chosen["threshold"] <= 0.351 and td.per_track_fpir(impostor, chosen["threshold"], 20) <= 1 / 100
+
+
 def test_a_walkby_is_recorded_and_compared(tmp_path: Path, lfw_root: Path, model_home: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "wb"

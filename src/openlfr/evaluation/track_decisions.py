@@ -341,7 +341,8 @@ def threshold_for(impostor: np.ndarray, watchlist_size: int, target: float, grid
 
 #: Exceeding impostor comparisons below this count make a measured per-track rate indicative only.
 MIN_EXCEEDING = 30
-GRID = np.round(np.arange(0.500, 1.0005, 0.001), 3)
+#: Thresholds searched, over the whole score range: packs' scales differ (SFace alerts near 0.45, the fused pack near 0.73).
+GRID = np.round(np.arange(0.0, 1.0005, 0.001), 3)
 
 
 def _at(impostor: np.ndarray, mated: np.ndarray, threshold: float, sizes: tuple[int, ...]) -> dict:
@@ -552,7 +553,7 @@ def evaluate(
 
 #: Photograph thresholds the track calibration is made at, and the finer grid track thresholds are read on.
 PHOTO_GRID = np.round(np.arange(0.30, 0.951, 0.005), 3)
-FINE_GRID = np.round(np.arange(0.0, 1.0005, 0.001), 3)
+FINE_GRID = GRID
 #: The rules the live pipeline can run (N of M views), as named in deployments ("N/M").
 VOTING_RULES = {"1/1": Rule(1, 1).name, "2/5": Rule(2, 5).name, "3/5": Rule(3, 5).name}
 
